@@ -1,0 +1,55 @@
+"""Helpers shared by the Hydra apps: config location, group instantiation, result tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def config_dir() -> str:
+    """The repository's conf/ (editable install), or RSN_CONF_DIR."""
+    env = os.environ.get("RSN_CONF_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "conf"
+    if not (path / "train.yaml").is_file():
+        raise FileNotFoundError(
+            f"Hydra configs not found at {path} (no train.yaml). Install the project editable from its clone "
+            "(bash scripts/setup.sh) or point RSN_CONF_DIR at its conf/ folder."
+        )
+    return str(path)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Fail at start on a missing required value (``???``), before any data is read."""
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    OmegaConf.to_container(plain, resolve=True, throw_on_missing=True)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group (a dict of named configs)."""
+    from hydra.utils import instantiate
+
+    objects = []
+    if not group:
+        return objects
+    for name, conf in group.items():
+        if isinstance(conf, DictConfig) and "_target_" in conf:
+            log.info("instantiating %s <%s>", name, conf._target_)
+            objects.append(instantiate(conf))
+    return objects
+
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
+
+
+def format_metrics_table(stats: dict, title: str = "COCO keypoint evaluation") -> str:
+    """A plain-text table of metrics (COCO's 10 stats first, in pycocotools' order)."""
+    names = [n for n in STAT_NAMES if n in stats] + sorted(k for k in stats if k not in STAT_NAMES)
+    width = max(len(n) for n in names) if names else 4
+    lines = [title, "-" * (width + 10)]
+    lines += [f"{n:<{width}}  {float(stats[n]):7.4f}" for n in names]
+    return "\n".join(lines)

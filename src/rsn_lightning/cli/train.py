@@ -1,0 +1,74 @@
+"""rsn-train: the Hydra training app (train, then evaluate the best checkpoint)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from rsn_lightning.cli.common import check_config, config_dir, format_metrics_table, instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    """Train and/or evaluate as the config says; returns (metrics, paths)."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    check_config(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    best = ""
+    if trainer.checkpoint_callback is not None:
+        best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path or ""
+    if cfg.get("test", False):
+        ckpt = best if best else (None if cfg.get("train", True) else cfg.get("ckpt_path"))
+        log.info("evaluating %s", ckpt or "the trained weights in memory")
+        trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    output_dir = Path(cfg.paths.output_dir)
+    paths = {
+        "output_dir": str(output_dir),
+        "checkpoint": best,
+        "results": str(output_dir / "results"),
+        "pictures": str(output_dir / "pictures"),
+    }
+    return metrics, paths
+
+
+def report(metrics: dict, paths: dict) -> None:
+    stats = {k.split("/", 1)[1]: v for k, v in metrics.items()
+             if k.startswith("val/") and k != "val/loss"}
+    if stats:
+        print(format_metrics_table(stats, "Validation (best checkpoint)"))
+    for name, path in paths.items():
+        print(f"{name:>11}: {path}")
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics, paths = train(cfg)
+    report(metrics, paths)
+    # the value an hparams_search sweeper optimises
+    return metrics.get(cfg.get("monitor", "val/AP"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""The RSN LightningModule: thin glue between the network, the loss, the optimiser and the evaluation.
+
+Everything with a number in it lives in a pure module (``loss``, ``schedule``, ``evaluation``); this
+class only wires them to Lightning: steps, logging, DDP gathering, checkpoint metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from rsn_lightning.geometry import apply_affine, crop_affine
+from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
+from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.training.loss import RSNLoss
+from rsn_lightning.training.schedule import build_scheduler, scaled_lr
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPTIMIZER = {"name": "adam", "lr": 5e-4, "weight_decay": 1e-5, "betas": (0.9, 0.999),
+                     "scale_lr": True, "reference_batch": 32}
+DEFAULT_SCHEDULER = {"name": "linear", "warmup_steps": 2400, "warmup_epochs": None, "warmup_factor": 0.1,
+                     "milestones": (), "milestone_epochs": (), "gamma": 0.1}
+DEFAULT_LOSS = {"ohkm": True, "topk": 8, "coarse_to_fine": True, "unit_weights": (0.25, 0.25, 0.25, 1.0),
+                "stage_weights": None}
+DEFAULT_TEST = {"flip": True, "flip_shift": False, "decode": "authors", "blur_kernel": 5, "shift": 0.25,
+                "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "num_vis_images": 8}
+
+
+def _plain(value: Any) -> Any:
+    """Hydra DictConfig/ListConfig -> plain Python, so hyper-parameters load with weights_only=True."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _merged(defaults: dict, given: dict | None) -> dict:
+    given = _plain(given) or {}
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; expected some of {sorted(defaults)}")
+    return {**{k: _plain(v) for k, v in defaults.items()}, **given}
+
+
+class RSNLitModule(pl.LightningModule):
+    def __init__(self, net: nn.Module, optimizer: dict | None = None, scheduler: dict | None = None,
+                 loss: dict | None = None, test: dict | None = None, output_dir: str | None = None,
+                 compile: bool = False, channels_last: bool = False):
+        super().__init__()
+        self.net = net
+        self.optimizer_cfg = _merged(DEFAULT_OPTIMIZER, optimizer)
+        self.scheduler_cfg = _merged(DEFAULT_SCHEDULER, scheduler)
+        self.loss_cfg = _merged(DEFAULT_LOSS, loss)
+        self.test_cfg = _merged(DEFAULT_TEST, test)
+        self.output_dir = output_dir
+        self.save_hyperparameters(
+            {"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg, "loss": self.loss_cfg,
+             "test": self.test_cfg, "arch": self._arch(), "compile": compile, "channels_last": channels_last},
+            logger=False,
+        )
+        self.criterion = RSNLoss(**self.loss_cfg)
+        self.compile = compile
+        self.channels_last = channels_last
+        self._val_outputs: list[dict[str, np.ndarray]] = []
+        self._vis: dict[str, np.ndarray] | None = None
+        self._step_start: float | None = None
+        self.last_val_stats: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _arch(self) -> dict | None:
+        return self.net.arch_config() if hasattr(self.net, "arch_config") else None
+
+    def setup(self, stage: str) -> None:
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        if self.compile and stage == "fit":
+            # compile the bound methods, not a wrapper module: the state dict keeps its keys, so
+            # checkpoints load with or without compile
+            self.net.forward_all = torch.compile(self.net.forward_all)
+            self.net.compile()
+
+    @property
+    def _datamodule(self):
+        trainer = self._trainer
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    @property
+    def keypoint_spec(self) -> KeypointSpec:
+        dm = self._datamodule
+        return getattr(dm, "keypoint_spec", None) or COCO_KEYPOINTS
+
+    @property
+    def normalization(self) -> InputNormalization:
+        dm = self._datamodule
+        norm = getattr(dm, "normalization", None)
+        if isinstance(norm, InputNormalization):
+            return norm
+        return InputNormalization.from_dict(norm) if isinstance(norm, dict) else InputNormalization()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    # ------------------------------------------------------------------ training
+    def _outputs_all(self, images: torch.Tensor):
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net.forward_all(images)
+
+    @staticmethod
+    def _visibility(batch: dict) -> torch.Tensor:
+        # joints[..., 2] is 0/1/2 after augmentation; target_weight zeroes joints that left the crop
+        return batch["joints"][..., 2] * batch["target_weight"]
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self._outputs_all(batch["image"])
+        total, parts = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
+        bs = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
+        return total
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._step_start = time.perf_counter()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._step_start is None:
+            return
+        elapsed = time.perf_counter() - self._step_start
+        images = batch["image"].shape[0] * self.trainer.world_size
+        self.log("train/images_per_sec", images / max(elapsed, 1e-9), batch_size=batch["image"].shape[0])
+        opt = self.optimizers(use_pl_optimizer=False)
+        self.log("train/lr", opt.param_groups[0]["lr"], batch_size=batch["image"].shape[0])
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs = []
+        self._vis = None
+
+    def test_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
+        """Final heatmaps with the configured flip test (the authors': average with the mirrored
+        input's heatmaps, joints swapped back, no shift)."""
+        from rsn_lightning.evaluation.flip import flip_test
+
+        if not self.test_cfg["flip"]:
+            return self.net(images)
+        return flip_test(self.net, images, self.keypoint_spec.flip_index, shift=self.test_cfg["flip_shift"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        from rsn_lightning.evaluation.decoding import decode_heatmaps
+
+        images = batch["image"]
+        heatmaps = self.test_heatmaps(images)
+        if "heatmaps" in batch and batch["heatmaps"].numel() > 0:
+            outputs = self._outputs_all(images)
+            total, _ = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
+            self.log("val/loss", total, batch_size=images.shape[0], sync_dist=True)
+        size = (images.shape[-1], images.shape[-2])
+        center = batch["center"].cpu().numpy()
+        scale = batch["scale"].cpu().numpy()
+        coords, scores = decode_heatmaps(
+            heatmaps.float().cpu().numpy(), center, scale, size, method=self.test_cfg["decode"],
+            blur_kernel=self.test_cfg["blur_kernel"], shift=self.test_cfg["shift"],
+        )
+        self._val_outputs.append({
+            "coords": coords.astype(np.float32),
+            "scores": scores.astype(np.float32),
+            "box_score": batch["box_score"].float().cpu().numpy().reshape(-1),
+            "image_id": batch["image_id"].cpu().numpy().reshape(-1),
+            "area": batch["area"].float().cpu().numpy().reshape(-1),
+            "index": batch["index"].cpu().numpy().reshape(-1),
+            "center": center, "scale": scale,
+        })
+        if self._vis is None and self.test_cfg["num_vis_images"] > 0:
+            n = min(int(self.test_cfg["num_vis_images"]), images.shape[0])
+            crops = [self.normalization.denormalize(img) for img in images[:n].float().cpu().numpy()]
+            in_crop = np.stack([apply_affine(coords[i], crop_affine(center[i], scale[i], 0, size))
+                                for i in range(n)])
+            self._vis = {"crops": np.stack(crops), "keypoints": in_crop, "scores": scores[:n]}
+
+    def _gather_predictions(self) -> dict[str, np.ndarray]:
+        local = {k: np.concatenate([o[k] for o in self._val_outputs]) for k in self._val_outputs[0]} \
+            if self._val_outputs else {}
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(gathered, local)
+            parts = [g for g in gathered if g]
+            local = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+        if local:
+            # DistributedSampler pads the last batch with repeats: count each instance once
+            _, first = np.unique(local["index"], return_index=True)
+            local = {k: v[np.sort(first)] for k, v in local.items()}
+        return local
+
+    def _results_path(self, tag: str) -> Path:
+        base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
+        return base / "results" / f"{tag}_epoch{self.current_epoch:03d}.json"
+
+    def on_validation_epoch_end(self) -> None:
+        self._evaluate_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._evaluate_epoch("test")
+
+    def _evaluate_epoch(self, tag: str) -> None:
+        preds = self._gather_predictions()
+        if not preds or self.trainer.sanity_checking:
+            return
+        dm = self._datamodule
+        kind = getattr(dm, "dataset_kind", "coco")
+        if kind == "mpii":
+            stats = self._evaluate_mpii(dm, preds)
+        else:
+            stats = self._evaluate_coco(dm, preds, tag)
+        self.last_val_stats = stats
+        self.log_dict({f"{tag}/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+        if self.trainer.is_global_zero:
+            self._log_pictures(tag)
+
+    def _evaluate_coco(self, dm, preds: dict, tag: str) -> dict[str, float]:
+        from rsn_lightning.evaluation.coco_eval import CocoKeypointEvaluator
+
+        spec = self.keypoint_spec
+        evaluator = CocoKeypointEvaluator(dm.val_ann_file, sigmas=spec.sigmas,
+                                          rescore=self.test_cfg["rescore"],
+                                          score_threshold=self.test_cfg["score_threshold"],
+                                          oks_nms=self.test_cfg["oks_nms"])
+        path = self._results_path(tag) if self.trainer.is_global_zero else None
+        stats = evaluator.evaluate_arrays(
+            preds["coords"], preds["scores"], preds["box_score"], preds["image_id"],
+            results_path=path, sample_index=preds["index"],
+        )
+        if path is not None:
+            log.info("%s: COCO keypoint AP %.4f (results in %s)", tag, stats["AP"], path)
+        return {k: v for k, v in stats.items() if np.isscalar(v)}
+
+    def _evaluate_mpii(self, dm, preds: dict) -> dict[str, float]:
+        from rsn_lightning.evaluation.pckh import pckh_table
+
+        gt = dm.val_dataset.pckh_ground_truth(preds["index"])
+        return pckh_table(preds["coords"], gt["joints"], gt["visible"], gt["head_size"])
+
+    def _log_pictures(self, tag: str) -> None:
+        if self._vis is None:
+            return
+        from rsn_lightning.inference.visualize import draw_pose
+
+        tiles = [draw_pose(c, k[None], s[None], self.keypoint_spec)
+                 for c, k, s in zip(self._vis["crops"], self._vis["keypoints"], self._vis["scores"])]
+        grid = np.concatenate(tiles, axis=1)
+        base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
+        out = base / "pictures" / f"{tag}_epoch{self.current_epoch:03d}.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        import cv2
+
+        cv2.imwrite(str(out), grid)
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):  # wandb
+                logger.log_image(key=f"{tag}/predictions", images=[grid[..., ::-1]], step=self.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # tensorboard
+                logger.experiment.add_image(f"{tag}/predictions", grid[..., ::-1], self.global_step,
+                                            dataformats="HWC")
+
+    # ------------------------------------------------------------------ optimisation
+    def total_batch_size(self) -> int:
+        dm = self._datamodule
+        per_device = int(getattr(dm, "batch_size", 32)) if dm is not None else 32
+        trainer = self.trainer
+        return per_device * trainer.world_size * int(trainer.accumulate_grad_batches)
+
+    def configure_optimizers(self):
+        cfg = self.optimizer_cfg
+        lr = float(cfg["lr"])
+        if cfg["scale_lr"]:
+            lr = scaled_lr(lr, self.total_batch_size(), int(cfg["reference_batch"]))
+        if cfg["name"] == "adam":
+            opt = torch.optim.Adam(self.parameters(), lr=lr, betas=tuple(cfg["betas"]),
+                                   weight_decay=float(cfg["weight_decay"]))
+        elif cfg["name"] == "adamw":
+            opt = torch.optim.AdamW(self.parameters(), lr=lr, betas=tuple(cfg["betas"]),
+                                    weight_decay=float(cfg["weight_decay"]))
+        else:
+            raise ValueError(f"unknown optimizer '{cfg['name']}': expected adam or adamw")
+        sched = self.scheduler_cfg
+        total = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total // max(1, int(self.trainer.max_epochs or 1)))
+        warmup = sched["warmup_steps"]
+        if sched["warmup_epochs"] is not None:
+            warmup = int(round(float(sched["warmup_epochs"]) * steps_per_epoch))
+        milestones = list(sched["milestones"]) or [int(e * steps_per_epoch) for e in sched["milestone_epochs"]]
+        scheduler = build_scheduler(opt, sched["name"], total, int(min(warmup, total)), sched["warmup_factor"],
+                                    milestones, sched["gamma"])
+        log.info("optimizer %s lr %.3g (base %.3g x total batch %d / %d), %d steps, %d warm-up",
+                 cfg["name"], lr, cfg["lr"], self.total_batch_size(), cfg["reference_batch"], total, warmup)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # what load_model needs to rebuild the bare network without this class or Hydra
+        checkpoint["format"] = "rsn_lightning"
+        checkpoint["arch"] = self._arch()
+        checkpoint["normalization"] = self.normalization.to_dict()
+        checkpoint["keypoints"] = self.keypoint_spec.name

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from rsn_lightning.training.schedule import build_scheduler, lr_multiplier, scaled_lr
+
+
+def _lrs(name, steps, **kw):
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, name, **kw)
+    seen = []
+    for _ in range(steps):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return seen
+
+
+def test_authors_linear_schedule_values():
+    lrs = _lrs("linear", 111, total_steps=110, warmup_steps=10, warmup_factor=0.1)
+    assert lrs[0] == pytest.approx(0.1)       # warm-up starts at the factor
+    assert lrs[5] == pytest.approx(0.55)
+    assert lrs[10] == pytest.approx(1.0)      # warm-up end: the full rate
+    assert lrs[60] == pytest.approx(0.5)      # halfway through the decay
+    assert lrs[110] == pytest.approx(0.0)     # zero at the last step
+
+
+def test_multistep_schedule_values_at_milestones():
+    lrs = _lrs("multistep", 90, total_steps=90, warmup_steps=10, warmup_factor=0.001,
+               milestones=[50, 80], gamma=0.1)
+    assert lrs[0] == pytest.approx(0.001)
+    assert lrs[10] == pytest.approx(1.0)
+    assert lrs[49] == pytest.approx(1.0)
+    assert lrs[50] == pytest.approx(0.1)
+    assert lrs[80] == pytest.approx(0.01)
+
+
+def test_linear_scaling_rule():
+    assert scaled_lr(5e-4, 256) == pytest.approx(4e-3)  # 8 GPUs x 32 images, as the authors
+    assert scaled_lr(5e-4, 32) == pytest.approx(5e-4)
+
+
+def test_unknown_schedule_is_an_error():
+    with pytest.raises(ValueError, match="unknown lr schedule 'step'"):
+        lr_multiplier(0, "step", 10)
