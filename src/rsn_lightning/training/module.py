@@ -247,17 +247,30 @@ class RSNLitModule(pl.LightningModule):
         path = self._results_path(tag) if self.trainer.is_global_zero else None
         stats = evaluator.evaluate_arrays(
             preds["coords"], preds["scores"], preds["box_score"], preds["image_id"],
-            results_path=path, sample_index=preds["index"],
+            results_path=path, sample_index=preds["index"], areas=np.prod(preds["scale"], axis=1),
         )
         if path is not None:
             log.info("%s: COCO keypoint AP %.4f (results in %s)", tag, stats["AP"], path)
-        return {k: v for k, v in stats.items() if np.isscalar(v)}
+        flat = {k: v for k, v in stats.items() if np.isscalar(v)}
+        for name, figures in (stats.get("per_keypoint") or {}).items():
+            if name == "count":
+                continue
+            if isinstance(figures, dict):
+                flat.update({f"per_keypoint/{name}/{k}": v for k, v in figures.items() if np.isscalar(v)})
+            elif np.isscalar(figures):
+                flat[f"per_keypoint/{name}"] = figures
+        return flat
 
     def _evaluate_mpii(self, dm, preds: dict) -> dict[str, float]:
         from rsn_lightning.evaluation.pckh import pckh_table
 
         gt = dm.val_dataset.pckh_ground_truth(preds["index"])
-        return pckh_table(preds["coords"], gt["joints"], gt["visible"], gt["head_size"])
+        table = pckh_table(preds["coords"], gt["joints"], gt["visible"], gt["head_size"])
+        # the headline numbers under the names the configs monitor (percent, as the MPII tables)
+        table["PCKh"] = table.pop("Mean")
+        if "Mean@0.1" in table:
+            table["PCKh@0.1"] = table.pop("Mean@0.1")
+        return table
 
     def _log_pictures(self, tag: str) -> None:
         if self._vis is None:
