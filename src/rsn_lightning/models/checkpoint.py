@@ -1,0 +1,117 @@
+"""Saving and loading RSN checkpoints: this project's converted/exported format and Lightning .ckpt files.
+
+A converted or exported checkpoint is ``{"format": "rsn_lightning", "version": 1, "arch": {...},
+"state_dict": {...}, "normalization": {...}, "keypoints": "coco"}``; a Lightning checkpoint of this
+project carries the same ``arch``/``normalization``/``keypoints`` keys beside a ``state_dict`` whose
+network keys start with ``net.``. Both are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rsn_lightning.models.rsn import RSN
+from rsn_lightning.normalization import InputNormalization
+
+FORMAT = "rsn_lightning"
+VERSION = 1
+LIGHTNING_PREFIX = "net."
+
+
+def state_dict_mismatch(net: nn.Module, state_dict: Mapping[str, torch.Tensor], limit: int = 5) -> str | None:
+    """A message naming the first missing, unexpected and wrongly shaped keys, or None when they match."""
+    expected = net.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} != model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        if items:
+            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
+    return "; ".join(parts) or None
+
+
+def load_state_dict_strict(
+    net: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
+):
+    """Load all of ``state_dict`` or nothing: a partial load would silently give a broken network."""
+    problem = state_dict_mismatch(net, state_dict)
+    if problem:
+        raise ValueError(f"{source} does not match the network ({problem})")
+    net.load_state_dict(state_dict, strict=True)
+    return net
+
+
+def save_checkpoint(
+    path: str | Path, net: RSN, normalization: InputNormalization | None = None, keypoints: str = "coco"
+) -> Path:
+    normalization = normalization or InputNormalization()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "arch": net.arch_config(),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+            "normalization": normalization.to_dict(),
+            "keypoints": keypoints,
+        },
+        path,
+    )
+    return path
+
+
+def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
+    """Read either checkpoint kind as ``{"arch", "state_dict" (network keys, no prefix), "normalization",
+    "keypoints"}`` without building the network."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not an rsn_lightning or Lightning checkpoint (no 'state_dict')")
+    if ckpt.get("format") == FORMAT:
+        if ckpt.get("version", VERSION) > VERSION:
+            raise ValueError(
+                f"{path}: checkpoint version {ckpt['version']} is newer than this code's {VERSION}"
+            )
+        state_dict = ckpt["state_dict"]
+    else:
+        state_dict = {
+            k[len(LIGHTNING_PREFIX) :]: v
+            for k, v in ckpt["state_dict"].items()
+            if k.startswith(LIGHTNING_PREFIX)
+        }
+        if not state_dict:
+            raise ValueError(
+                f"{path}: no network weights (keys starting with {LIGHTNING_PREFIX!r}); "
+                "for the authors' or mmpose's checkpoints run `rsn-convert` first"
+            )
+    arch = ckpt.get("arch")
+    if not arch:
+        raise ValueError(f"{path}: no 'arch' entry; cannot tell which network the weights belong to")
+    return {
+        "arch": dict(arch),
+        "state_dict": state_dict,
+        "normalization": InputNormalization.from_dict(ckpt.get("normalization")),
+        "keypoints": ckpt.get("keypoints", "coco"),
+    }
+
+
+def load_model(path: str | Path, map_location="cpu") -> RSN:
+    """An eval-mode RSN with the checkpoint's weights, and attributes ``normalization``
+    (InputNormalization) and ``keypoints`` (the keypoint set's name)."""
+    d = load_checkpoint_dict(path, map_location)
+    arch = {**d["arch"], "efficient": False}
+    net = RSN(**arch)
+    load_state_dict_strict(net, d["state_dict"], source=str(path))
+    net.normalization = d["normalization"]
+    net.keypoints = d["keypoints"]
+    return net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()

@@ -1,0 +1,166 @@
+"""The (multi-stage) Residual Steps Network with the Pose Refine Machine.
+
+Stage layout and cross-stage aggregation follow the authors' 4xRSN network.py: one shared stem;
+each stage is an encoder (four RSB layers) and a decoder (four upsample units, 4 heatmaps); a
+non-final stage passes its finest decoder feature (1x1 conv-BN-ReLU to the stem's width) as the next
+stage's input and, per resolution, two skip features added to the next encoder's layer outputs.
+The PRM refines the last unit's heatmaps of the last stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from rsn_lightning.models.decoder import Decoder
+from rsn_lightning.models.encoder import Encoder, Stem
+from rsn_lightning.models.layers import init_weights
+from rsn_lightning.models.prm import PoseRefineMachine
+
+BASE_CHANNELS = (64, 128, 256, 512)
+# the input must split evenly down to the encoder's last layer (stem /4, three strided layers /8)
+INPUT_DIVISOR = 32
+IN_CHANNELS = 3
+
+
+class RSNStage(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: Sequence[int],
+        blocks: Sequence[int],
+        num_keypoints: int,
+        decoder_channels: int,
+        has_next: bool,
+        num_branches: int,
+        branch_ratio: float,
+        conv_bias: bool,
+        efficient: bool,
+    ):
+        super().__init__()
+        self.encoder = Encoder(
+            in_channels, channels, blocks, num_branches, branch_ratio, conv_bias, efficient
+        )
+        self.decoder = Decoder(
+            channels,
+            decoder_channels,
+            num_keypoints,
+            gen_skip=has_next,
+            cross_channels=in_channels if has_next else None,
+            conv_bias=conv_bias,
+            efficient=efficient,
+        )
+
+    def forward(self, x: torch.Tensor, skips=None):
+        feats = self.encoder(x, None if skips is None else list(zip(*skips)))
+        return self.decoder(feats)
+
+
+class RSN(nn.Module):
+    """Residual Steps Network.
+
+    Args:
+        num_stages: stages (1 for RSN-18/50/101, N for N x RSN).
+        blocks: RSBs per encoder layer, e.g. (2,2,2,2) RSN-18, (3,4,6,3) RSN-50, (3,4,23,3) RSN-101.
+        num_keypoints: heatmap channels K.
+        width_mult: scales the encoder layer widths 64/128/256/512.
+        stem_channels: stem output width (also the cross-stage feature's width).
+        decoder_channels: width of the upsample units (256 in the paper).
+        num_branches: RSB branches (4 in the paper); branch_ratio: branch width / block input width.
+        use_prm: refine the final heatmaps with the Pose Refine Machine.
+        efficient: activation checkpointing per RSB and per upsample unit (training memory for compute).
+        conv_bias: convolutions with a bias, as in the authors' checkpoints.
+    """
+
+    def __init__(
+        self,
+        num_stages: int = 1,
+        blocks: Sequence[int] = (2, 2, 2, 2),
+        num_keypoints: int = 17,
+        width_mult: float = 1.0,
+        stem_channels: int = 64,
+        decoder_channels: int = 256,
+        num_branches: int = 4,
+        branch_ratio: float = 26 / 64,
+        use_prm: bool = True,
+        efficient: bool = False,
+        conv_bias: bool = False,
+    ):
+        super().__init__()
+        if num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        if len(blocks) != len(BASE_CHANNELS):
+            raise ValueError(
+                f"blocks needs {len(BASE_CHANNELS)} entries (one per encoder layer), got {list(blocks)}"
+            )
+        if width_mult <= 0:
+            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        self._config = dict(
+            num_stages=int(num_stages),
+            blocks=[int(b) for b in blocks],
+            num_keypoints=int(num_keypoints),
+            width_mult=float(width_mult),
+            stem_channels=int(stem_channels),
+            decoder_channels=int(decoder_channels),
+            num_branches=int(num_branches),
+            branch_ratio=float(branch_ratio),
+            use_prm=bool(use_prm),
+            efficient=bool(efficient),
+            conv_bias=bool(conv_bias),
+        )
+        self.num_keypoints = num_keypoints
+        channels = [max(1, round(c * width_mult)) for c in BASE_CHANNELS]
+        self.stem = Stem(IN_CHANNELS, stem_channels, conv_bias)
+        self.stages = nn.ModuleList(
+            RSNStage(
+                stem_channels,
+                channels,
+                blocks,
+                num_keypoints,
+                decoder_channels,
+                has_next=s < num_stages - 1,
+                num_branches=num_branches,
+                branch_ratio=branch_ratio,
+                conv_bias=conv_bias,
+                efficient=efficient,
+            )
+            for s in range(num_stages)
+        )
+        self.prm = PoseRefineMachine(num_keypoints, conv_bias) if use_prm else None
+        init_weights(self)
+
+    def arch_config(self) -> dict:
+        """Plain JSON-able constructor arguments: ``RSN(**net.arch_config())`` rebuilds this network."""
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+
+    @property
+    def efficient(self) -> bool:
+        return self._config["efficient"]
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != IN_CHANNELS:
+            raise ValueError(f"RSN expects images [N, {IN_CHANNELS}, H, W], got shape {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % INPUT_DIVISOR or w % INPUT_DIVISOR:
+            raise ValueError(
+                f"RSN expects H and W divisible by {INPUT_DIVISOR} (e.g. 256x192, 384x288), got {h}x{w}"
+            )
+
+    def forward_all(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per stage, the 4 unit heatmaps coarse -> fine, each [N, K, H/4, W/4]; the last is PRM-refined."""
+        self._check_input(x)
+        x = self.stem(x)
+        skips = None
+        outputs = []
+        for stage in self.stages:
+            heatmaps, skips, x = stage(x, skips)
+            outputs.append(heatmaps)
+        if self.prm is not None:
+            outputs[-1][-1] = self.prm(outputs[-1][-1])
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Final heatmaps [N, K, H/4, W/4] (last unit of the last stage, after the PRM)."""
+        return self.forward_all(x)[-1][-1]
