@@ -1,0 +1,112 @@
+"""rsn-export: a checkpoint to ONNX (dynamic batch), checked against PyTorch with onnxruntime.
+
+    rsn-export model.ckpt model.onnx --input-size 192 256
+
+The ONNX graph takes the normalised input ``[N, 3, H, W]`` and returns the final heatmaps
+``[N, K, H/4, W/4]``; pre-processing (crop, InputNormalization) and decoding stay outside, and the
+checkpoint's normalisation and keypoint set are stored in the model's metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def export_onnx(net: nn.Module, path, input_size=(192, 256), opset: int = 17, dynamic_batch: bool = True,
+                metadata: dict | None = None) -> Path:
+    """Write ``net`` (eval mode) as ONNX; ``input_size`` is (W, H)."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = net.eval().cpu()
+    w, h = int(input_size[0]), int(input_size[1])
+    dummy = torch.zeros(1, 3, h, w)
+    axes = {"input": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None
+    # the TorchScript-based exporter: no onnxscript dependency, and it handles dynamic_axes directly.
+    # Its deprecation notice and the tracer's notes on the network's input-shape checks (constant for
+    # a fixed H, W, which an export is) are noise to a user here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(net, (dummy,), str(path), input_names=["input"], output_names=["heatmaps"],
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    model = onnx.load(str(path))
+    meta = {"input_size": json.dumps([w, h])}
+    norm = getattr(net, "normalization", None)
+    if norm is not None and hasattr(norm, "to_dict"):
+        meta["normalization"] = json.dumps(norm.to_dict())
+    if getattr(net, "keypoints", None) is not None:
+        meta["keypoints"] = str(net.keypoints)
+    meta.update({k: str(v) for k, v in (metadata or {}).items()})
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def verify_onnx(path, net: nn.Module, input_size=(192, 256), batch_sizes=(1, 3), seed: int = 0) -> float:
+    """Largest absolute difference between onnxruntime and PyTorch over random inputs of the given
+    batch sizes (several sizes also check the dynamic batch axis)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    w, h = int(input_size[0]), int(input_size[1])
+    worst = 0.0
+    net = net.eval().cpu()
+    for n in batch_sizes:
+        x = torch.randn(n, 3, h, w, generator=gen)
+        with torch.no_grad():
+            ref = net(x).numpy()
+        got = sess.run(["heatmaps"], {"input": x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise RuntimeError(f"ONNX output shape {got.shape} != PyTorch {ref.shape} at batch {n}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsn-export", description="Export an RSN checkpoint to ONNX.")
+    p.add_argument("checkpoint", help="this project's .ckpt or an rsn-convert output")
+    p.add_argument("output", help="the .onnx file to write")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("W", "H"), default=None,
+                   help="network input width and height (default: 192 256 for COCO, 256 256 for MPII)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
+    p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed |onnx - torch| (default 1e-4)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from rsn_lightning import load_model
+    from rsn_lightning.inference.predictor import DEFAULT_INPUT_SIZE
+
+    net = load_model(args.checkpoint)
+    size = args.input_size or getattr(net, "input_size", None) or \
+        DEFAULT_INPUT_SIZE.get(str(getattr(net, "keypoints", "coco")), (192, 256))
+    path = export_onnx(net, args.output, size, opset=args.opset, dynamic_batch=not args.static_batch)
+    print(f"wrote {path} (input [N, 3, {size[1]}, {size[0]}])")
+    if not args.no_verify:
+        diff = verify_onnx(path, net, size, batch_sizes=(1,) if args.static_batch else (1, 2))
+        print(f"onnxruntime vs PyTorch: max |diff| = {diff:.3g}")
+        if diff > args.atol:
+            print(f"error: difference above --atol {args.atol}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
