@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from rsn_lightning.data.heatmap_targets import unit_target_level
+
 
 def l2_visible_loss(pred: torch.Tensor, target: torch.Tensor, visibility: torch.Tensor,
                     min_visibility: float = 1.0) -> torch.Tensor:
@@ -32,21 +34,6 @@ def ohkm_loss(pred: torch.Tensor, target: torch.Tensor, visibility: torch.Tensor
     per_joint = ((pred - target) ** 2).reshape(n, k, -1).mean(dim=2)
     per_joint = per_joint * (visibility > min_visibility).to(per_joint.dtype)
     return per_joint.topk(topk, dim=1, sorted=False).values.mean(dim=1).mean()
-
-
-def unit_target_level(stage: int, unit: int, num_stages: int, num_levels: int,
-                      coarse_to_fine: bool = True) -> int:
-    """Which target level (kernel) trains unit ``unit`` of stage ``stage``.
-
-    With the paper's 5 levels [15, 11, 9, 7, 5], non-final stages use kernels[unit] and the final stage
-    kernels[unit + 1] (coarse-to-fine supervision); with 4 levels every unit uses kernels[unit].
-    """
-    offset = num_levels - 4
-    if offset not in (0, 1):
-        raise ValueError(f"expected 4 or 5 target levels, got {num_levels}")
-    if coarse_to_fine and stage == num_stages - 1:
-        return unit + offset
-    return unit
 
 
 class RSNLoss(nn.Module):

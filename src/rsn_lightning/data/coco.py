@@ -1,0 +1,350 @@
+"""COCO-format keypoint datasets (COCO 2017, the authors' 2014 minival split, the synthetic set, or any
+COCO-format root with its own keypoint category) on ground-truth or detected person boxes.
+
+Unusable entries are dropped while indexing, never at random during training: a missing, truncated or
+unreadable image, a box of zero size or outside its image, an annotation with the wrong number of
+keypoints or none labelled. Joints with NaN or negative coordinates are unlabelled individually. Each
+reason is counted and logged once (``SkipReport``). An image that passes the header check but fails to
+decode later is replaced by a grey image with all target weights 0, counted and logged, so an epoch
+never stops half way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from rsn_lightning.data.images import SkipReport, probe_image, read_image
+from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
+
+log = logging.getLogger(__name__)
+
+# Standard layouts under a root folder: (train ann, train images, val ann, val images, val detections).
+# "minival2014" is the authors' (RSN/MSPN) layout: train on train+val2014 minus minival, test on minival.
+COCO_LAYOUTS = {
+    "coco2017": {
+        "train_ann_file": "annotations/person_keypoints_train2017.json",
+        "train_image_dir": "train2017",
+        "val_ann_file": "annotations/person_keypoints_val2017.json",
+        "val_image_dir": "val2017",
+        "det_file": "person_detection_results/COCO_val2017_detections_AP_H_56_person.json",
+    },
+    "minival2014": {
+        "train_ann_file": "gt_json/train_val_minus_minival_2014.json",
+        "train_image_dir": ["images/train2014", "images/val2014"],
+        "val_ann_file": "gt_json/minival_2014.json",
+        "val_image_dir": "images/val2014",
+        "det_file": "det_json/minival_2014_det.json",
+    },
+    "synthetic": {
+        "train_ann_file": "annotations/person_keypoints_train.json",
+        "train_image_dir": "images/train",
+        "val_ann_file": "annotations/person_keypoints_val.json",
+        "val_image_dir": "images/val",
+        "det_file": "annotations/person_detections_val.json",
+    },
+}
+
+
+def layout_paths(root, layout: str) -> dict:
+    """Absolute paths of a standard layout under ``root``."""
+    if layout not in COCO_LAYOUTS:
+        raise ValueError(f"unknown COCO layout '{layout}'; known: {sorted(COCO_LAYOUTS)}")
+    root = Path(root)
+    out = {}
+    for key, rel in COCO_LAYOUTS[layout].items():
+        out[key] = [str(root / r) for r in rel] if isinstance(rel, list) else str(root / rel)
+    return out
+
+
+def load_json(path, what: str):
+    """json.load with errors that name the file (and what it was supposed to be)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+
+
+def keypoint_category(coco: dict, path) -> dict:
+    cats = [c for c in coco.get("categories", []) if isinstance(c, dict) and c.get("keypoints")]
+    if not cats:
+        raise ValueError(f"{path} has no category with 'keypoints': not a COCO keypoint annotation file")
+    return cats[0]
+
+
+def spec_for_category(category: dict, flip_pairs=None, sigmas=None, name: str = "custom") -> KeypointSpec:
+    """COCO's own spec for the standard 17 keypoints, else a custom spec from the category."""
+    if list(category["keypoints"]) == list(COCO_KEYPOINTS.names) and flip_pairs is None and sigmas is None:
+        return COCO_KEYPOINTS
+    return KeypointSpec.from_coco_category(category, flip_pairs=flip_pairs, sigmas=sigmas, name=name)
+
+
+def _finite_box(bbox) -> tuple[float, float, float, float] | None:
+    if not isinstance(bbox, (list, tuple)) or len(bbox) < 4:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in bbox[:4])
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+        return None
+    return x, y, w, h
+
+
+def clip_box(bbox, width: int, height: int) -> tuple[float, float, float, float] | None:
+    """Clip (x, y, w, h) to the image, as HRNet/mmpose sanitise boxes; None if nothing is left."""
+    x, y, w, h = bbox
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2, y2 = min(width - 1.0, x + max(0.0, w - 1.0)), min(height - 1.0, y + max(0.0, h - 1.0))
+    if x2 <= x1 or y2 <= y1:
+        return None
+    return x1, y1, x2 - x1, y2 - y1
+
+
+def clean_joints(raw, num_keypoints: int) -> tuple[np.ndarray | None, int]:
+    """Flat COCO keypoints -> ([K, 3] float32, number of joints unlabelled for bad coordinates), or
+    (None, 0) when the count is wrong."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None, 0
+    if arr.size != 3 * num_keypoints:
+        return None, 0
+    joints = arr.reshape(num_keypoints, 3).copy()
+    labelled = joints[:, 2] > 0
+    with np.errstate(invalid="ignore"):
+        bad = labelled & ~(np.isfinite(joints[:, :2]).all(axis=1) & (joints[:, :2] >= 0).all(axis=1))
+    bad |= ~np.isfinite(joints[:, 2])
+    joints[bad] = 0.0
+    return joints.astype(np.float32), int(bad.sum())
+
+
+class ImageIndex:
+    """Resolves and checks each image once (header read only), remembering why one is unusable."""
+
+    def __init__(self, image_dirs, check_images: bool = True):
+        dirs = [image_dirs] if isinstance(image_dirs, (str, os.PathLike)) else list(image_dirs)
+        self.dirs = [Path(d) for d in dirs]
+        for d in self.dirs:
+            if not d.is_dir():
+                raise FileNotFoundError(f"image folder not found: {d}")
+        self.check = check_images
+        self._cache: dict[str, tuple[str, int, int, str]] = {}
+
+    def resolve(self, file_name: str, width=None, height=None) -> tuple[str, int, int, str]:
+        """(path, width, height, reason); reason is '' when the image is usable."""
+        if file_name in self._cache:
+            return self._cache[file_name]
+        path = self.dirs[0] / file_name
+        if len(self.dirs) > 1:
+            for d in self.dirs:
+                if (d / file_name).is_file():
+                    path = d / file_name
+                    break
+        if self.check or not (width and height):
+            probe = probe_image(path)
+            result = (str(path), probe.width, probe.height, probe.reason)
+        else:
+            result = (str(path), int(width), int(height), "")
+        self._cache[file_name] = result
+        return result
+
+
+class TopDownDataset(Dataset):
+    """A list of crop records plus the sample transform; decoding failures never raise."""
+
+    kind = "coco"
+
+    def __init__(self, records: list[dict], spec: KeypointSpec, transform, name: str = "dataset",
+                 skipped: SkipReport | None = None):
+        self.records = records
+        for i, r in enumerate(self.records):
+            r["index"] = i
+        self.spec = spec
+        self.transform = transform
+        self.name = name
+        self.skipped = skipped or SkipReport(name)
+        self.load_failures: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def reseed(self, seed: int) -> None:
+        if self.transform is not None and hasattr(self.transform, "seed"):
+            self.transform.seed(seed)
+
+    def load_image(self, record: dict) -> np.ndarray | None:
+        return read_image(record["image_path"])
+
+    def __getitem__(self, idx: int) -> dict:
+        record = self.records[idx]
+        image = self.load_image(record)
+        failed = image is None
+        if failed:
+            path = record["image_path"]
+            self.load_failures[path] = self.load_failures.get(path, 0) + 1
+            if self.load_failures[path] == 1:
+                log.warning("%s: cannot decode %s; using a grey image with zero target weights "
+                            "(%d images failed so far in this process)", self.name, path,
+                            len(self.load_failures))
+            h, w = max(1, int(record.get("height") or 1)), max(1, int(record.get("width") or 1))
+            image = np.full((h, w, 3), 128, np.uint8)
+        sample = self.transform(image, record)
+        if failed:
+            sample["target_weight"] = np.zeros_like(sample["target_weight"])
+            if "heatmaps" in sample:
+                sample["heatmaps"] = np.zeros_like(sample["heatmaps"])
+        return sample
+
+
+class CocoKeypointDataset(TopDownDataset):
+    """Persons of a COCO-format keypoint file, on ground-truth boxes or on a detection results file.
+
+    ``det_file``: a COCO results list ``[{"image_id", "category_id", "bbox", "score"}, ...]``; when
+    given, samples are the detections with score >= ``det_score_threshold`` (no joints); otherwise
+    they are the non-crowd annotations with at least ``min_labelled`` labelled joints.
+    """
+
+    kind = "coco"
+
+    def __init__(self, ann_file, image_dir, transform=None, spec: KeypointSpec | None = None,
+                 det_file=None, det_score_threshold: float = 0.0, min_labelled: int = 1,
+                 check_images: bool = True, clip_boxes: bool = True, name: str | None = None):
+        self.ann_file = str(ann_file)
+        coco = load_json(ann_file, "COCO annotation file")
+        if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) \
+                or not isinstance(coco.get("annotations"), list):
+            raise ValueError(f"{ann_file} is not a COCO annotation file "
+                             "(needs 'images' and 'annotations' lists)")
+        category = keypoint_category(coco, ann_file)
+        spec = spec or spec_for_category(category)
+        if spec.num_keypoints != len(category["keypoints"]):
+            raise ValueError(f"{ann_file}: category has {len(category['keypoints'])} keypoints but the "
+                             f"keypoint set '{spec.name}' has {spec.num_keypoints}")
+        self.category_id = category.get("id", 1)
+        self.det_file = str(det_file) if det_file else None
+        name = name or Path(ann_file).stem + (" (detections)" if det_file else "")
+        skipped = SkipReport(name)
+        images = ImageIndex(image_dir, check_images)
+        image_info = {}
+        for im in coco["images"]:
+            if isinstance(im, dict) and "id" in im and "file_name" in im:
+                image_info[im["id"]] = im
+        self.clip_boxes = clip_boxes
+        if det_file:
+            records = self._detections(det_file, det_score_threshold, image_info, images, spec, skipped)
+        else:
+            records = self._annotations(coco["annotations"], image_info, images, spec, min_labelled, skipped)
+        super().__init__(records, spec, transform, name, skipped)
+        skipped.log(log, len(records))
+
+    # ------------------------------------------------------------------ indexing
+    def _image(self, image_id, image_info, images: ImageIndex, skipped: SkipReport, what: str):
+        info = image_info.get(image_id)
+        if info is None:
+            skipped.add(f"{what} for an image not in the annotation file", str(image_id))
+            return None
+        path, w, h, reason = images.resolve(info["file_name"], info.get("width"), info.get("height"))
+        if reason:
+            skipped.add(reason, path)
+            return None
+        return path, w, h
+
+    def _box(self, bbox, w, h, skipped: SkipReport, example: str):
+        box = _finite_box(bbox)
+        if box is None:
+            skipped.add("box of zero, negative or invalid size", example)
+            return None
+        if self.clip_boxes:
+            clipped = clip_box(box, w, h)
+            if clipped is None:
+                skipped.add("box outside the image", example)
+                return None
+            box = clipped
+        return box
+
+    def _annotations(self, anns, image_info, images, spec, min_labelled, skipped) -> list[dict]:
+        records = []
+        k = spec.num_keypoints
+        for ann in anns:
+            if not isinstance(ann, dict):
+                skipped.add("malformed annotation entry")
+                continue
+            aid = ann.get("id", "?")
+            if ann.get("category_id", self.category_id) != self.category_id:
+                skipped.add("not the keypoint category", f"ann {aid}")
+                continue
+            if ann.get("iscrowd", 0):
+                skipped.add("crowd annotation", f"ann {aid}")
+                continue
+            joints, bad = clean_joints(ann.get("keypoints"), k)
+            if joints is None:
+                skipped.add(f"wrong number of keypoints (expected {k})", f"ann {aid}")
+                continue
+            for _ in range(bad):
+                skipped.add("joint with NaN or negative coordinates (unlabelled)", f"ann {aid}")
+            if int((joints[:, 2] > 0).sum()) < max(1, min_labelled):
+                skipped.add("no labelled joints", f"ann {aid}")
+                continue
+            found = self._image(ann.get("image_id"), image_info, images, skipped, "annotation")
+            if found is None:
+                continue
+            path, w, h = found
+            box = self._box(ann.get("bbox"), w, h, skipped, f"ann {aid}")
+            if box is None:
+                continue
+            records.append(self._record(path, w, h, ann["image_id"], box, joints, 1.0,
+                                        float(ann.get("area", box[2] * box[3])), aid))
+        return records
+
+    def _detections(self, det_file, threshold, image_info, images, spec, skipped) -> list[dict]:
+        dets = load_json(det_file, "person detection file")
+        if not isinstance(dets, list):
+            raise ValueError(f"{det_file} is not a COCO detection results list")
+        records = []
+        zeros = np.zeros((spec.num_keypoints, 3), np.float32)
+        for i, det in enumerate(dets):
+            if not isinstance(det, dict) or "image_id" not in det:
+                skipped.add("malformed detection entry", f"#{i}")
+                continue
+            if det.get("category_id", self.category_id) != self.category_id:
+                skipped.add("not the keypoint category", f"#{i}")
+                continue
+            score = float(det.get("score", 1.0))
+            if not score >= threshold:
+                skipped.add("detection below score threshold", f"#{i}")
+                continue
+            found = self._image(det["image_id"], image_info, images, skipped, "detection")
+            if found is None:
+                continue
+            path, w, h = found
+            box = self._box(det.get("bbox"), w, h, skipped, f"detection #{i}")
+            if box is None:
+                continue
+            records.append(self._record(path, w, h, det["image_id"], box, zeros, score, 0.0, -1))
+        return records
+
+    @staticmethod
+    def _record(path, w, h, image_id, box, joints, score, area, ann_id) -> dict:
+        x, y, bw, bh = box
+        return {
+            "image_path": path, "width": w, "height": h, "image_id": int(image_id),
+            "center": np.array([x + bw * 0.5, y + bh * 0.5], np.float32),
+            "scale": np.array([bw, bh], np.float32),
+            "joints": joints, "box_score": float(score), "area": float(area), "ann_id": ann_id,
+        }
+
+    @property
+    def image_ids(self) -> Sequence[int]:
+        return [r["image_id"] for r in self.records]

@@ -1,0 +1,255 @@
+"""``PoseDataModule``: the Lightning glue around the pure datasets, transforms and targets.
+
+Configured from ``conf/data/{coco,mpii,synthetic}.yaml``. DDP sampling is left to Lightning (it wraps
+the loaders' samplers in a DistributedSampler). Randomness: every loader worker seeds numpy, ``random``
+and the transform's generator from the worker seed torch hands it (a fresh base seed per epoch unless
+workers are persistent, in which case each worker's stream simply continues), mixed with the global
+rank so DDP processes draw different augmentations.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, get_worker_info
+
+from rsn_lightning.data.coco import (
+    CocoKeypointDataset,
+    keypoint_category,
+    layout_paths,
+    load_json,
+    spec_for_category,
+)
+from rsn_lightning.data.heatmap_targets import DEFAULT_KERNELS, HeatmapTargetGenerator
+from rsn_lightning.data.mpii import MPIIDataset
+from rsn_lightning.data.transforms import AUGMENT_PRESETS, AugmentConfig, TopDownTransform
+from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
+from rsn_lightning.normalization import InputNormalization
+
+log = logging.getLogger(__name__)
+
+KINDS = ("coco", "mpii")
+
+
+def _global_rank() -> int:
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy, random and the dataset's transform per worker."""
+    info = get_worker_info()
+    seed = int(info.seed if info is not None else torch.initial_seed()) % (2**63)
+    ss = np.random.SeedSequence([seed, _global_rank()])
+    # legacy global state on purpose: user code and third-party augmentations draw from it
+    np.random.seed(ss.generate_state(1)[0])  # noqa: NPY002
+    random.seed(int(ss.generate_state(2, np.uint64)[1]))
+    if info is not None and hasattr(info.dataset, "reseed"):
+        info.dataset.reseed(int(ss.generate_state(1, np.uint64)[0]))
+
+
+def _as_list(v):
+    if v is None:
+        return None
+    if isinstance(v, (str, Path)):
+        return str(v)
+    return [str(x) for x in v]
+
+
+class PoseDataModule(pl.LightningDataModule):
+    """Train / val loaders for COCO-format sets (COCO, synthetic, custom) and MPII.
+
+    Paths: either a ``layout`` preset under ``root`` (``coco2017``, ``minival2014``, ``synthetic``; see
+    ``coco.COCO_LAYOUTS``) or explicit ``train_ann_file``/``train_image_dir``/``val_ann_file``/
+    ``val_image_dir``/``det_file`` (explicit ones win). ``val_boxes``: ``"gt"`` or ``"detections"``.
+    ``keypoints``: ``"coco"``/``"mpii"``, ``"auto"`` (read the category of the val annotation file), or a
+    dict ``{name, flip_pairs, sigmas}`` for a custom COCO-format set (category read from the file).
+    ``augment``: overrides of the ``augment_preset`` (default: the preset named like ``kind``).
+    ``synthetic``: ``{num_train, num_val, seed, image_size}`` makes ``prepare_data`` generate the
+    synthetic set under ``root`` on first use.
+    """
+
+    def __init__(self, kind: str = "coco", root: str | None = None, layout: str | None = None,
+                 train_ann_file: str | None = None, train_image_dir=None, val_ann_file: str | None = None,
+                 val_image_dir=None, det_file: str | None = None, val_boxes: str = "gt",
+                 det_score_threshold: float = 0.0, head_boxes: str | None = None,
+                 keypoints="coco", input_size=(192, 256), target_kernels=DEFAULT_KERNELS,
+                 target_type: str = "kernel", target_sigma=None, augment: dict | None = None,
+                 augment_preset: str | None = None, normalization: dict | None = None,
+                 batch_size: int = 32, val_batch_size: int | None = None, num_workers: int = 4,
+                 pin_memory: bool = True, persistent_workers: bool = True, drop_last: bool = True,
+                 val_targets: bool = True, check_images: bool = True, synthetic: dict | None = None):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if val_boxes not in ("gt", "detections"):
+            raise ValueError(f"val_boxes must be 'gt' or 'detections', got {val_boxes!r}")
+        self.kind = kind
+        self.root = str(root) if root is not None else None
+        paths = layout_paths(self.root or ".", layout) if layout else {}
+        self.train_ann_file = str(train_ann_file) if train_ann_file else paths.get("train_ann_file")
+        self.train_image_dir = _as_list(train_image_dir) or paths.get("train_image_dir")
+        self._val_ann_file = str(val_ann_file) if val_ann_file else paths.get("val_ann_file")
+        self.val_image_dir = _as_list(val_image_dir) or paths.get("val_image_dir")
+        self.det_file = str(det_file) if det_file else paths.get("det_file")
+        self.val_boxes = val_boxes
+        self.det_score_threshold = float(det_score_threshold)
+        self.head_boxes = head_boxes
+        self._keypoints = keypoints
+        self._spec: KeypointSpec | None = None
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.target_kernels = tuple(int(k) for k in target_kernels)
+        self.target_type = target_type
+        self.target_sigma = target_sigma
+        preset = AUGMENT_PRESETS[augment_preset or kind]
+        self.augment = AugmentConfig.from_dict(dict(augment) if augment else None, preset)
+        self.normalization = InputNormalization.from_dict(dict(normalization) if normalization else None)
+        self.batch_size = int(batch_size)
+        self.val_batch_size = int(val_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+        self.drop_last = bool(drop_last)
+        self.val_targets = bool(val_targets)
+        self.check_images = bool(check_images)
+        self.synthetic = dict(synthetic) if synthetic else None
+        self.train_dataset = None
+        self.val_dataset = None
+
+    # ------------------------------------------------------------------ what the module reads
+    @property
+    def dataset_kind(self) -> str:
+        return self.kind
+
+    @property
+    def val_ann_file(self) -> str | None:
+        """COCO ground truth for COCO evaluation; None for MPII (PCKh uses ``val_dataset``)."""
+        return self._val_ann_file if self.kind == "coco" else None
+
+    @property
+    def keypoint_spec(self) -> KeypointSpec:
+        if self._spec is None:
+            self._spec = self._resolve_spec()
+        return self._spec
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.keypoint_spec.num_keypoints
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        return self.input_size[0] // 4, self.input_size[1] // 4
+
+    def _resolve_spec(self) -> KeypointSpec:
+        kp = self._keypoints
+        if isinstance(kp, str) and kp != "auto":
+            return get_keypoint_spec(kp)
+        if self.kind == "mpii":
+            raise ValueError("MPII takes keypoints='mpii'")
+        ann = self._val_ann_file or self.train_ann_file
+        if ann is None:
+            raise ValueError("keypoints='auto' needs an annotation file to read the category from")
+        category = keypoint_category(load_json(ann, "COCO annotation file"), ann)
+        if isinstance(kp, str):
+            return spec_for_category(category)
+        kp = dict(kp)
+        return spec_for_category(category, kp.get("flip_pairs"), kp.get("sigmas"), kp.get("name", "custom"))
+
+    # ------------------------------------------------------------------ set-up
+    def prepare_data(self) -> None:
+        if self.synthetic is None:
+            return
+        from rsn_lightning.data.synthetic import generate
+
+        if self.root is None:
+            raise ValueError("the synthetic data set needs a root folder")
+        params = {k: v for k, v in self.synthetic.items() if v is not None}
+        if "image_size" in params:
+            params["image_size"] = tuple(int(v) for v in params["image_size"])
+        out = generate(self.root, **params)
+        if not out.get("reused"):
+            log.info("generated the synthetic data set in %s", self.root)
+
+    def _transform(self, train: bool, with_targets: bool) -> TopDownTransform:
+        targets = HeatmapTargetGenerator(self.input_size, self.target_kernels, self.target_type,
+                                         self.target_sigma)
+        return TopDownTransform(self.input_size, self.keypoint_spec, train, self.augment, targets,
+                                self.normalization, with_targets=with_targets)
+
+    def _check_paths(self, ann_file, image_dir, split: str) -> None:
+        if self.root is not None and not Path(self.root).is_dir() and self.synthetic is None:
+            raise FileNotFoundError(f"data root not found: {self.root} (set data.root or paths.data_dir)")
+        if not ann_file:
+            raise ValueError(f"no {split} annotation file configured (data.{split}_ann_file or data.layout)")
+        if not Path(ann_file).is_file():
+            raise FileNotFoundError(f"{split} annotation file not found: {ann_file}")
+        if not image_dir:
+            raise ValueError(f"no {split} image folder configured (data.{split}_image_dir or data.layout)")
+
+    def build_dataset(self, split: str, train: bool | None = None):
+        """The dataset of ``split`` ('train' or 'val'); ``train`` picks augmentation (default: split)."""
+        train = (split == "train") if train is None else train
+        ann = self.train_ann_file if split == "train" else self._val_ann_file
+        image_dir = self.train_image_dir if split == "train" else self.val_image_dir
+        self._check_paths(ann, image_dir, split)
+        dets = split != "train" and self.val_boxes == "detections"
+        transform = self._transform(train, with_targets=train or (self.val_targets and not dets))
+        if self.kind == "mpii":
+            return MPIIDataset(ann, image_dir, transform, self.keypoint_spec,
+                               head_boxes=self.head_boxes if split != "train" else None,
+                               check_images=self.check_images, name=f"mpii {split}",
+                               report_head_source=split != "train")
+        if dets and not self.det_file:
+            raise ValueError("val_boxes='detections' needs data.det_file (or a layout that names one)")
+        return CocoKeypointDataset(ann, image_dir, transform, self.keypoint_spec,
+                                   det_file=self.det_file if dets else None,
+                                   det_score_threshold=self.det_score_threshold,
+                                   check_images=self.check_images, name=f"{self.kind} {split}"
+                                   + (" (detections)" if dets else ""))
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_dataset is None:
+            self.train_dataset = self.build_dataset("train")
+            self._seed_main_process(self.train_dataset)
+        if self.val_dataset is None:
+            self.val_dataset = self.build_dataset("val")
+        for name, ds in (("train", self.train_dataset), ("val", self.val_dataset)):
+            if ds is not None and len(ds) == 0:
+                raise ValueError(f"the {name} set is empty after skipping unusable entries: "
+                                 "see the warnings above")
+
+    @staticmethod
+    def _seed_main_process(ds) -> None:
+        # used when num_workers == 0; workers reseed themselves
+        ss = np.random.SeedSequence([torch.initial_seed() % (2**63), _global_rank()])
+        ds.reseed(int(ss.generate_state(1)[0]))
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, ds, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            drop_last=drop_last, worker_init_fn=seed_worker if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            self.setup("fit")
+        drop = self.drop_last and len(self.train_dataset) >= self.batch_size
+        return self._loader(self.train_dataset, self.batch_size, True, drop)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_dataset is None:
+            self.setup("validate")
+        return self._loader(self.val_dataset, self.val_batch_size, False, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
