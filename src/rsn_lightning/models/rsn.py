@@ -72,6 +72,11 @@ class RSN(nn.Module):
         use_prm: refine the final heatmaps with the Pose Refine Machine.
         efficient: activation checkpointing per RSB and per upsample unit (training memory for compute).
         conv_bias: convolutions with a bias, as in the authors' checkpoints.
+        output_gain: constant factor on every heatmap the network emits (1 in the paper). The heads end
+            in batch norm, whose outputs start near unit scale while the targets peak at 255; the
+            paper's 96k-iteration schedule has time to grow the scale, a few-minute CPU run does not.
+            A gain of ~16 is equivalent (under Adam) to training on targets scaled by 1/16, without
+            changing the targets, the decoding or the joint scores.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class RSN(nn.Module):
         use_prm: bool = True,
         efficient: bool = False,
         conv_bias: bool = False,
+        output_gain: float = 1.0,
     ):
         super().__init__()
         if num_stages < 1:
@@ -109,6 +115,7 @@ class RSN(nn.Module):
             use_prm=bool(use_prm),
             efficient=bool(efficient),
             conv_bias=bool(conv_bias),
+            output_gain=float(output_gain),
         )
         self.num_keypoints = num_keypoints
         channels = [max(1, round(c * width_mult)) for c in BASE_CHANNELS]
@@ -159,6 +166,9 @@ class RSN(nn.Module):
             outputs.append(heatmaps)
         if self.prm is not None:
             outputs[-1][-1] = self.prm(outputs[-1][-1])
+        gain = self._config["output_gain"]
+        if gain != 1.0:
+            outputs = [[h * gain for h in units] for units in outputs]
         return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

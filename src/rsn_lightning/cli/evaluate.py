@@ -1,0 +1,57 @@
+"""rsn-eval: evaluate a checkpoint (this project's Lightning .ckpt or an rsn-convert output) on a
+dataset, write the COCO results JSON and print the AP (or PCKh) table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from rsn_lightning.cli.common import check_config, config_dir, format_metrics_table, instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from rsn_lightning import load_model
+    from rsn_lightning.training.module import RSNLitModule
+
+    check_config(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    net = load_model(cfg.ckpt_path)
+    # the checkpoint says how its inputs were normalised (the authors' BGR or mmpose's RGB)
+    datamodule = instantiate(cfg.data, normalization=net.normalization.to_dict())
+    spec = getattr(datamodule, "keypoint_spec", None)
+    num_out = net.arch_config().get("num_keypoints")
+    if spec is not None and num_out is not None and spec.num_keypoints != num_out:
+        raise ValueError(
+            f"{cfg.ckpt_path} predicts {num_out} keypoints but the dataset '{spec.name}' has "
+            f"{spec.num_keypoints}: pick the matching data config"
+        )
+    module = RSNLitModule(net=net, test=cfg.model.get("test"), output_dir=cfg.paths.output_dir)
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    trainer.validate(module, datamodule=datamodule)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    out = Path(cfg.paths.output_dir)
+    return metrics, {"output_dir": str(out), "results": str(out / "results"), "pictures": str(out / "pictures")}
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    metrics, paths = evaluate(cfg)
+    stats = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("val/") and k != "val/loss"}
+    print(format_metrics_table(stats, f"Evaluation of {cfg.ckpt_path}"))
+    for name, path in paths.items():
+        print(f"{name:>11}: {path}")
+    return metrics.get(cfg.get("monitor", "val/AP"))
+
+
+if __name__ == "__main__":
+    main()
