@@ -118,6 +118,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.drop_last = bool(drop_last)
         self.val_targets = bool(val_targets)
         self.check_images = bool(check_images)
+        self._train_generator: torch.Generator | None = None
         self.synthetic = dict(synthetic) if synthetic else None
         self.train_dataset = None
         self.val_dataset = None
@@ -224,6 +225,28 @@ class PoseDataModule(pl.LightningDataModule):
                 raise ValueError(f"the {name} set is empty after skipping unusable entries: "
                                  "see the warnings above")
 
+    def state_dict(self) -> dict:
+        """The in-process augmentation RNG (num_workers=0), saved in checkpoints so a resumed run draws
+        what the uninterrupted one would. Worker processes reseed from torch's RNG, which the
+        LightningModule saves; persistent workers' streams are not captured."""
+        state = {}
+        rng = getattr(getattr(self.train_dataset, "transform", None), "rng", None)
+        if rng is not None:
+            state["train_transform_rng"] = rng.bit_generator.state
+        if self._train_generator is not None:
+            state["train_generator"] = self._train_generator.get_state()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        rng = getattr(getattr(self.train_dataset, "transform", None), "rng", None)
+        if rng is not None and state_dict.get("train_transform_rng"):
+            rng.bit_generator.state = state_dict["train_transform_rng"]
+        if state_dict.get("train_generator") is not None:
+            # in place: Lightning may already hold a loader built on this generator
+            if self._train_generator is None:
+                self._train_generator = torch.Generator()
+            self._train_generator.set_state(state_dict["train_generator"])
+
     @staticmethod
     def _seed_main_process(ds) -> None:
         # used when num_workers == 0; workers reseed themselves
@@ -233,8 +256,15 @@ class PoseDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         workers = self.num_workers
+        # the training loader draws its shuffle and worker seeds from its own generator (seeded from
+        # the run's seed), so its state can be checkpointed and a resumed run draws the same batches
+        generator = None
+        if shuffle:
+            if self._train_generator is None:
+                self._train_generator = torch.Generator().manual_seed(torch.initial_seed() % (2**63))
+            generator = self._train_generator
         return DataLoader(
-            ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+            ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=drop_last, worker_init_fn=seed_worker if workers > 0 else None,

@@ -77,7 +77,7 @@ def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an rsn_lightning or Lightning checkpoint (no 'state_dict')")
-    if ckpt.get("format") == FORMAT:
+    if ckpt.get("format") == FORMAT and "pytorch-lightning_version" not in ckpt:
         if ckpt.get("version", VERSION) > VERSION:
             raise ValueError(
                 f"{path}: checkpoint version {ckpt['version']} is newer than this code's {VERSION}"

@@ -329,7 +329,32 @@ class RSNLitModule(pl.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # what load_model needs to rebuild the bare network without this class or Hydra
-        checkpoint["format"] = "rsn_lightning"
         checkpoint["arch"] = self._arch()
         checkpoint["normalization"] = self.normalization.to_dict()
         checkpoint["keypoints"] = self.keypoint_spec.name
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # a resumed run draws the same shuffles and augmentations as the run that was never stopped
+        # the data's own RNGs are restored by the DataModule; these are the global ones that user code
+        # and third-party augmentations draw from
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+
+def _rng_states() -> dict:
+    import random
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the legacy global state
+    return {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+            "python": random.getstate()}
+
+
+def _set_rng_states(states: dict) -> None:
+    import random
+
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
