@@ -28,6 +28,7 @@ def compose_train(tmp_path, overrides=(), config_name="train"):
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "out")
+        del cfg["hydra"]  # @hydra.main hands the app its config without the hydra node
     return cfg
 
 

@@ -53,3 +53,22 @@ def format_metrics_table(stats: dict, title: str = "COCO keypoint evaluation") -
     lines = [title, "-" * (width + 10)]
     lines += [f"{n:<{width}}  {float(stats[n]):7.4f}" for n in names]
     return "\n".join(lines)
+
+
+def start_run(cfg: DictConfig) -> None:
+    """What every app does first: fail on missing values, then seed everything (data workers too)."""
+    import pytorch_lightning as pl
+
+    check_config(cfg)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+
+def print_report(metrics: dict, paths: dict, title: str) -> None:
+    """The validation table (COCO stats or PCKh) and where the outputs went."""
+    stats = {k.split("/", 1)[1]: v for k, v in metrics.items()
+             if k.startswith("val/") and k != "val/loss" and "per_keypoint" not in k}
+    if stats:
+        print(format_metrics_table(stats, title))
+    for name, path in paths.items():
+        print(f"{name:>11}: {path}")

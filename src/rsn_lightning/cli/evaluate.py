@@ -9,21 +9,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rsn_lightning.cli.common import check_config, config_dir, format_metrics_table, instantiate_group
+from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
-    import pytorch_lightning as pl
     from hydra.utils import instantiate
 
     from rsn_lightning import load_model
     from rsn_lightning.training.module import RSNLitModule
 
-    check_config(cfg)
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
+    start_run(cfg)
     net = load_model(cfg.ckpt_path)
     # the checkpoint says how its inputs were normalised (the authors' BGR or mmpose's RGB)
     datamodule = instantiate(cfg.data, normalization=net.normalization.to_dict())
@@ -46,10 +43,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     metrics, paths = evaluate(cfg)
-    stats = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("val/") and k != "val/loss"}
-    print(format_metrics_table(stats, f"Evaluation of {cfg.ckpt_path}"))
-    for name, path in paths.items():
-        print(f"{name:>11}: {path}")
+    print_report(metrics, paths, f"Evaluation of {cfg.ckpt_path}")
     return metrics.get(cfg.get("monitor", "val/AP"))
 
 

@@ -8,19 +8,16 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rsn_lightning.cli.common import check_config, config_dir, format_metrics_table, instantiate_group
+from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Train and/or evaluate as the config says; returns (metrics, paths)."""
-    import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    check_config(cfg)
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
+    start_run(cfg)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -53,19 +50,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     return metrics, paths
 
 
-def report(metrics: dict, paths: dict) -> None:
-    stats = {k.split("/", 1)[1]: v for k, v in metrics.items()
-             if k.startswith("val/") and k != "val/loss"}
-    if stats:
-        print(format_metrics_table(stats, "Validation (best checkpoint)"))
-    for name, path in paths.items():
-        print(f"{name:>11}: {path}")
-
-
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics, paths = train(cfg)
-    report(metrics, paths)
+    print_report(metrics, paths, "Validation (best checkpoint)")
     # the value an hparams_search sweeper optimises
     return metrics.get(cfg.get("monitor", "val/AP"))
 
