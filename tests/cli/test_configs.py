@@ -73,3 +73,15 @@ def test_typo_in_override_fails_at_composition(tmp_path):
         compose_train(tmp_path, ["model.net.num_stagez=2"])
     with pytest.raises(ConfigCompositionException):
         compose_train(tmp_path, ["model=rsn19"])
+
+
+def test_quickstart_precision_follows_the_cpu(tmp_path):
+    """bf16 autocast only where the CPU computes bf16 natively; the trainer accepts the value."""
+    from rsn_lightning.cli.common import cpu_mixed_precision
+
+    cfg = compose_train(tmp_path, ["experiment=quickstart"])
+    assert cfg.trainer.precision == cpu_mixed_precision()
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert cfg.trainer.precision == ("bf16-mixed" if native else "32-true")
+    trainer = instantiate(cfg.trainer, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    assert trainer.precision == cfg.trainer.precision

@@ -81,6 +81,38 @@ def test_gaussian_option_is_an_unnormalised_gaussian_of_the_given_sigma():
     assert per_level.sigmas[0] == pytest.approx(2.6) and per_level.sigmas[1] == pytest.approx(1.1)
 
 
+def test_unbiased_option_centres_the_gaussian_on_the_continuous_joint():
+    gen = HeatmapTargetGenerator(INPUT, kernels=(15, 5), target_type="unbiased")
+    joints = np.array([[77.3, 130.9], [10.0, 20.0], [-3.0, 5.0]])
+    heatmaps, weight = gen(joints, np.array([2, 0, 2]))
+    assert weight.tolist() == [1, 0, 0]
+    yy, xx = np.mgrid[0:64, 0:48]
+    for level, sigma in enumerate(gen.sigmas):
+        cx, cy = 77.3 / 4 - 0.5, 130.9 / 4 - 0.5  # the decoder maps cell u back to 4u + 2
+        expected = 255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+        np.testing.assert_allclose(heatmaps[level, 0], expected, atol=1e-3)
+    assert heatmaps[:, 1:].max() == 0
+
+
+def test_unbiased_targets_with_dark_decoding_recover_sub_cell_positions():
+    """The point of the option: the authors' cell targets lose up to 2 input px per axis at stride 4
+    (half a cell, +- the quarter shift); unbiased targets decoded by DARK keep the position."""
+    from rsn_lightning.evaluation.decoding import decode_heatmaps_to_input
+
+    small = (96, 128)
+    rng = np.random.default_rng(0)
+    joints = np.stack([rng.uniform(12, 84, 200), rng.uniform(12, 116, 200)], axis=1)
+    vis = np.full(200, 2)
+    errors = {}
+    for target_type, method in (("kernel", "authors"), ("unbiased", "dark")):
+        gen = HeatmapTargetGenerator(small, kernels=(7,), target_type=target_type)
+        maps = np.stack([gen(joints[i:i + 1], vis[:1])[0][-1] for i in range(len(joints))])
+        coords, _ = decode_heatmaps_to_input(maps, small, method=method)
+        errors[target_type] = np.abs(coords[:, 0] - joints)
+    assert errors["unbiased"].max() < 0.1
+    assert errors["kernel"].max() > 1.5 and errors["kernel"].mean() > 0.5
+
+
 def test_unit_target_level_follows_the_coarse_to_fine_rule():
     kernels = [15, 11, 9, 7, 5]
     assert [kernels[unit_target_level(0, j, 1, 5)] for j in range(4)] == [11, 9, 7, 5]

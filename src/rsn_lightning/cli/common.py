@@ -11,6 +11,25 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
+def cpu_mixed_precision() -> str:
+    """Lightning precision for CPU training: ``bf16-mixed`` where the CPU computes bf16 natively
+    (AVX-512 BF16 or AMX), else ``32-true`` (emulated bf16 is slower than float32)."""
+    import torch
+
+    native = False
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        try:
+            native = native or bool(getattr(torch.cpu, probe)())
+        except (AttributeError, RuntimeError):  # private probes: absent on some builds/platforms
+            pass
+    return "bf16-mixed" if native else "32-true"
+
+
+# ``precision: ${cpu_mixed_precision:}`` in a config picks per machine (the quickstart uses it)
+if not OmegaConf.has_resolver("cpu_mixed_precision"):
+    OmegaConf.register_new_resolver("cpu_mixed_precision", cpu_mixed_precision)
+
+
 def config_dir() -> str:
     """The repository's conf/ (editable install), or RSN_CONF_DIR."""
     env = os.environ.get("RSN_CONF_DIR")
