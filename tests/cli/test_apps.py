@@ -50,3 +50,16 @@ def test_eval_app_scores_a_checkpoint_and_writes_results(trained, tmp_path):
     assert written
     entries = json.loads(written[0].read_text())
     assert all(len(e["keypoints"]) == 51 for e in entries)
+
+
+def test_train_app_without_training_scores_near_zero(trained, tmp_path):
+    """The quickstart's AP is learnt: the same job with training skipped evaluates the seeded initial
+    weights, which localise nothing."""
+    from rsn_lightning.cli.train import _report_title
+
+    tmp, _, _ = trained
+    cfg = compose_train(tmp, [*TINY, "train=false", "callbacks=none"])
+    cfg.paths.output_dir = str(tmp_path / "untrained")
+    metrics, paths = train(cfg)
+    assert metrics["val/AP"] < 0.02
+    assert _report_title(paths["evaluated"], paths["checkpoint"]) == "Validation (untrained weights)"

@@ -31,12 +31,13 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
-    best = ""
+    best, evaluated = "", ""
     if trainer.checkpoint_callback is not None:
         best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path or ""
     if cfg.get("test", False):
         ckpt = best if best else (None if cfg.get("train", True) else cfg.get("ckpt_path"))
-        log.info("evaluating %s", ckpt or "the trained weights in memory")
+        evaluated = ckpt or ("the trained weights in memory" if cfg.get("train", True) else "untrained weights")
+        log.info("evaluating %s", evaluated)
         trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
@@ -46,14 +47,23 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         "checkpoint": best,
         "results": str(output_dir / "results"),
         "pictures": str(output_dir / "pictures"),
+        "evaluated": evaluated,
     }
     return metrics, paths
+
+
+def _report_title(evaluated: str, best: str) -> str:
+    if not evaluated:
+        return "Training finished (no evaluation)"
+    if evaluated == best:
+        return "Validation (best checkpoint)"
+    return f"Validation ({Path(evaluated).name if evaluated.endswith('.ckpt') else evaluated})"
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics, paths = train(cfg)
-    print_report(metrics, paths, "Validation (best checkpoint)")
+    print_report(metrics, paths, _report_title(paths.pop("evaluated"), paths["checkpoint"]))
     # the value an hparams_search sweeper optimises
     return metrics.get(cfg.get("monitor", "val/AP"))
 
