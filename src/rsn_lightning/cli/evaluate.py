@@ -14,6 +14,20 @@ from rsn_lightning.cli.common import config_dir, instantiate_group, print_report
 log = logging.getLogger(__name__)
 
 
+def settings_unlike_checkpoint(net, cfg: DictConfig) -> list[str]:
+    """The evaluation settings that differ from what the checkpoint was validated with (empty for
+    converted checkpoints, which record none)."""
+    diffs = []
+    recorded_size = getattr(net, "input_size", None)
+    if recorded_size and list(recorded_size) != list(cfg.data.input_size):
+        diffs.append(f"data.input_size={list(cfg.data.input_size)} (checkpoint: {list(recorded_size)})")
+    test = cfg.model.get("test") or {}
+    for key, value in (getattr(net, "test_settings", None) or {}).items():
+        if key in test and test[key] != value:
+            diffs.append(f"model.test.{key}={test[key]} (checkpoint: {value})")
+    return diffs
+
+
 def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from hydra.utils import instantiate
 
@@ -22,6 +36,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
 
     start_run(cfg)
     net = load_model(cfg.ckpt_path)
+    diffs = settings_unlike_checkpoint(net, cfg)
+    if diffs:
+        log.warning("evaluating %s unlike its own validation: %s. Pass the experiment it was trained with "
+                    "(e.g. experiment=quickstart) or these overrides to match.", cfg.ckpt_path, "; ".join(diffs))
     # the checkpoint says how its inputs were normalised (the authors' BGR or mmpose's RGB)
     datamodule = instantiate(cfg.data, normalization=net.normalization.to_dict())
     spec = getattr(datamodule, "keypoint_spec", None)

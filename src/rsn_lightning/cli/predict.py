@@ -25,8 +25,8 @@ def predict(cfg: DictConfig):
         oks_nms=cfg.oks_nms, nms_threshold=cfg.nms_threshold, det_score_thr=cfg.det_score_thr,
         category_id=cfg.category_id,
     )
-    log.info("predicting on %s with %s (input %sx%s, flip test %s)", predictor.device, cfg.ckpt_path,
-             *predictor.input_size, "on" if predictor.flip else "off")
+    log.info("predicting on %s with %s (input %sx%s, flip test %s, %s decoding)", predictor.device, cfg.ckpt_path,
+             *predictor.input_size, "on" if predictor.flip else "off", predictor.decode)
     run = predictor.run(inputs, cfg.output_dir, detections=cfg.detections, image_ids=cfg.image_ids,
                         draw=cfg.draw, score_thr=cfg.score_thr, results_name=cfg.results_name)
     print(f"{run.num_people} people in {run.num_images} images/frames")

@@ -193,13 +193,16 @@ class Predictor:
 
     The network's ``.normalization`` (InputNormalization; the authors' BGR when absent) and
     ``.keypoints`` (keypoint set name; COCO when absent) are applied. ``input_size`` (W, H) defaults
-    to the network's ``input_size`` attribute, else 192x256 (COCO) / 256x256 (MPII).
+    to the network's ``input_size`` attribute, else 192x256 (COCO) / 256x256 (MPII). ``flip``,
+    ``flip_shift``, ``decode``, ``blur_kernel`` and ``shift`` left as None take what the network's
+    ``test_settings`` recorded (the checkpoint's validation), else the authors' (flip test on, no shift,
+    their decoding, blur 5 for COCO / 9 for MPII, quarter shift).
     """
 
-    def __init__(self, model, device=None, batch_size: int = 32, flip: bool = True, flip_shift: bool = False,
-                 input_size=None, keypoint_spec: KeypointSpec | None = None,
-                 normalization: InputNormalization | None = None, decode: str = "authors",
-                 blur_kernel: int | None = None, shift: float = 0.25, x_ext: float = 0.09,
+    def __init__(self, model, device=None, batch_size: int = 32, flip: bool | None = None,
+                 flip_shift: bool | None = None, input_size=None, keypoint_spec: KeypointSpec | None = None,
+                 normalization: InputNormalization | None = None, decode: str | None = None,
+                 blur_kernel: int | None = None, shift: float | None = None, x_ext: float = 0.09,
                  y_ext: float = 0.135,
                  rescore: str = "authors", score_threshold: float = 0.2, oks_nms=None, nms_threshold=None,
                  det_score_thr: float = 0.0, category_id: int = 1):
@@ -223,9 +226,18 @@ class Predictor:
             DEFAULT_INPUT_SIZE.get(self.spec.name, (192, 256))
         self.input_size = (int(size[0]), int(size[1]))
         self.batch_size = max(1, int(batch_size))
-        self.flip, self.flip_shift = bool(flip), bool(flip_shift)
-        self.decode, self.shift = decode, float(shift)
-        self.blur_kernel = int(blur_kernel) if blur_kernel else DEFAULT_BLUR.get(self.spec.name, 5)
+        recorded = getattr(model, "test_settings", None) or {}
+
+        def setting(given, name, default):
+            if given is not None:
+                return given
+            return recorded[name] if recorded.get(name) is not None else default
+
+        self.flip = bool(setting(flip, "flip", True))
+        self.flip_shift = bool(setting(flip_shift, "flip_shift", False))
+        self.decode = str(setting(decode, "decode", "authors"))
+        self.shift = float(setting(shift, "shift", 0.25))
+        self.blur_kernel = int(setting(blur_kernel, "blur_kernel", DEFAULT_BLUR.get(self.spec.name, 5)))
         self.x_ext, self.y_ext = float(x_ext), float(y_ext)
         self.rescore, self.score_threshold = rescore, float(score_threshold)
         self.oks_nms, self.nms_threshold = oks_nms, nms_threshold

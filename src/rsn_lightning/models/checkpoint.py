@@ -102,16 +102,22 @@ def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
         "state_dict": state_dict,
         "normalization": InputNormalization.from_dict(ckpt.get("normalization")),
         "keypoints": ckpt.get("keypoints", "coco"),
+        "input_size": ckpt.get("input_size"),  # (W, H) it was trained/validated at, when recorded
+        "test": ckpt.get("test"),  # flip/decoding it was validated with, when recorded
     }
 
 
 def load_model(path: str | Path, map_location="cpu") -> RSN:
     """An eval-mode RSN with the checkpoint's weights, and attributes ``normalization``
-    (InputNormalization) and ``keypoints`` (the keypoint set's name)."""
+    (InputNormalization), ``keypoints`` (the keypoint set's name), and, for checkpoints this project's
+    training wrote, ``input_size`` (W, H) and ``test_settings`` (flip test and decoding it was
+    validated with; None for converted checkpoints)."""
     d = load_checkpoint_dict(path, map_location)
     arch = {**d["arch"], "efficient": False}
     net = RSN(**arch)
     load_state_dict_strict(net, d["state_dict"], source=str(path))
     net.normalization = d["normalization"]
     net.keypoints = d["keypoints"]
+    net.input_size = tuple(d["input_size"]) if d["input_size"] else None
+    net.test_settings = dict(d["test"]) if d["test"] else None
     return net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()

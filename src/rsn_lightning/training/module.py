@@ -30,6 +30,8 @@ DEFAULT_SCHEDULER = {"name": "linear", "warmup_steps": 2400, "warmup_epochs": No
                      "milestones": (), "milestone_epochs": (), "gamma": 0.1}
 DEFAULT_LOSS = {"ohkm": True, "topk": 8, "coarse_to_fine": True, "unit_weights": (0.25, 0.25, 0.25, 1.0),
                 "stage_weights": None}
+# the test-time settings a checkpoint records (the rest of DEFAULT_TEST is evaluation bookkeeping)
+TEST_SETTINGS = ("flip", "flip_shift", "decode", "blur_kernel", "shift")
 DEFAULT_TEST = {"flip": True, "flip_shift": False, "decode": "authors", "blur_kernel": 5, "shift": 0.25,
                 "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "num_vis_images": 8}
 
@@ -332,6 +334,11 @@ class RSNLitModule(pl.LightningModule):
         checkpoint["arch"] = self._arch()
         checkpoint["normalization"] = self.normalization.to_dict()
         checkpoint["keypoints"] = self.keypoint_spec.name
+        # how it was validated, so rsn-predict / rsn-eval can decode its heatmaps the same way
+        checkpoint["test"] = {k: self.test_cfg[k] for k in TEST_SETTINGS}
+        size = getattr(self._datamodule, "input_size", None)
+        if size is not None:
+            checkpoint["input_size"] = [int(v) for v in size]
         checkpoint["rng_states"] = _rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
