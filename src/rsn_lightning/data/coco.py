@@ -187,7 +187,12 @@ class TopDownDataset(Dataset):
     def load_image(self, record: dict) -> np.ndarray | None:
         return read_image(record["image_path"])
 
-    def __getitem__(self, idx: int) -> dict:
+    def __getitem__(self, idx) -> dict:
+        if isinstance(idx, tuple):
+            # (index, seed) from EpochSeededSampler: the augmentation depends on this seed alone, not on
+            # which worker drew the sample or what it drew before
+            idx, seed = idx
+            self.reseed(seed)
         record = self.records[idx]
         image = self.load_image(record)
         failed = image is None

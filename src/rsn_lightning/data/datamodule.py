@@ -1,10 +1,12 @@
 """``PoseDataModule``: the Lightning glue around the pure datasets, transforms and targets.
 
 Configured from ``conf/data/{coco,mpii,synthetic}.yaml``. DDP sampling is left to Lightning (it wraps
-the loaders' samplers in a DistributedSampler). Randomness: every loader worker seeds numpy, ``random``
-and the transform's generator from the worker seed torch hands it (a fresh base seed per epoch unless
-workers are persistent, in which case each worker's stream simply continues), mixed with the global
-rank so DDP processes draw different augmentations.
+the loaders' samplers in a DistributedSampler). Randomness: the training order and one augmentation
+seed per sample come from the DataModule's own generator at each epoch's start
+(``sampling.EpochSeededSampler``), so augmentations do not depend on the number of loader workers, and
+a checkpoint taken mid-epoch (single process) resumes the same batches with the same augmentations.
+Loader workers also seed numpy and ``random`` from the worker seed torch hands them, mixed with the
+global rank, for third-party code that draws from those.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rsn_lightning.data.coco import (
 )
 from rsn_lightning.data.heatmap_targets import DEFAULT_KERNELS, HeatmapTargetGenerator
 from rsn_lightning.data.mpii import MPIIDataset
+from rsn_lightning.data.sampling import EpochSeededSampler
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, AugmentConfig, TopDownTransform
 from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
 from rsn_lightning.normalization import InputNormalization
@@ -119,6 +122,8 @@ class PoseDataModule(pl.LightningDataModule):
         self.val_targets = bool(val_targets)
         self.check_images = bool(check_images)
         self._train_generator: torch.Generator | None = None
+        self._train_sampler: EpochSeededSampler | None = None
+        self._resume: tuple[torch.Tensor, int] | None = None  # a mid-epoch checkpoint's, until the loader exists
         self.synthetic = dict(synthetic) if synthetic else None
         self.train_dataset = None
         self.val_dataset = None
@@ -226,26 +231,35 @@ class PoseDataModule(pl.LightningDataModule):
                                  "see the warnings above")
 
     def state_dict(self) -> dict:
-        """The in-process augmentation RNG (num_workers=0), saved in checkpoints so a resumed run draws
-        what the uninterrupted one would. Worker processes reseed from torch's RNG, which the
-        LightningModule saves; persistent workers' streams are not captured."""
+        """The training order's generator, saved in checkpoints so a resumed run draws the batches and
+        augmentations the uninterrupted one would. Mid-epoch (one process) also the epoch's start state
+        and the samples already trained, so the resumed epoch skips exactly those."""
         state = {}
-        rng = getattr(getattr(self.train_dataset, "transform", None), "rng", None)
-        if rng is not None:
-            state["train_transform_rng"] = rng.bit_generator.state
         if self._train_generator is not None:
             state["train_generator"] = self._train_generator.get_state()
+        trainer = getattr(self, "trainer", None)
+        sampler = self._train_sampler
+        if trainer is not None and sampler is not None and sampler.epoch_start_state is not None \
+                and trainer.world_size == 1:
+            # processed, not completed: a save in on_train_batch_end comes after the batch's step but
+            # before Lightning counts it completed (it does so itself on restart)
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            if 0 < done < trainer.num_training_batches:
+                state["train_epoch_start"] = sampler.epoch_start_state
+                state["train_samples_done"] = int(done) * self.batch_size
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        rng = getattr(getattr(self.train_dataset, "transform", None), "rng", None)
-        if rng is not None and state_dict.get("train_transform_rng"):
-            rng.bit_generator.state = state_dict["train_transform_rng"]
         if state_dict.get("train_generator") is not None:
             # in place: Lightning may already hold a loader built on this generator
             if self._train_generator is None:
                 self._train_generator = torch.Generator()
             self._train_generator.set_state(state_dict["train_generator"])
+        if state_dict.get("train_epoch_start") is not None:
+            self._resume = (state_dict["train_epoch_start"], int(state_dict["train_samples_done"]))
+            if self._train_sampler is not None:
+                self._train_sampler.resume_at(*self._resume)
+                self._resume = None
 
     @staticmethod
     def _seed_main_process(ds) -> None:
@@ -256,15 +270,18 @@ class PoseDataModule(pl.LightningDataModule):
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         workers = self.num_workers
-        # the training loader draws its shuffle and worker seeds from its own generator (seeded from
-        # the run's seed), so its state can be checkpointed and a resumed run draws the same batches
-        generator = None
+        sampler = None
         if shuffle:
+            # order and augmentation seeds from the DataModule's own generator (seeded from the run's
+            # seed), so its state can be checkpointed and a resumed run draws the same batches
             if self._train_generator is None:
                 self._train_generator = torch.Generator().manual_seed(torch.initial_seed() % (2**63))
-            generator = self._train_generator
+            sampler = self._train_sampler = EpochSeededSampler(len(ds), self._train_generator)
+            if self._resume is not None:
+                sampler.resume_at(*self._resume)
+                self._resume = None
         return DataLoader(
-            ds, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=generator,
+            ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
             drop_last=drop_last, worker_init_fn=seed_worker if workers > 0 else None,
