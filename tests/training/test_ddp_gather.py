@@ -48,8 +48,20 @@ CHILD = textwrap.dedent(f"""
 
     trainer = make_trainer(out, accelerator="cpu", devices=2, strategy="ddp", callbacks=[CountLocal()])
     trainer.validate(module, datamodule=dm)
+    # training through Lightning's DistributedSampler wrapper around the (index, seed) sampler
+    fit_module, fit_dm = build(root, out / "fit", weights)
+    seen = []
+
+    class Indices(__import__("pytorch_lightning").Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.extend(batch["index"].tolist())
+
+    fitter = make_trainer(out / "fit", accelerator="cpu", devices=2, strategy="ddp", max_epochs=1,
+                          limit_train_batches=2, limit_val_batches=0, callbacks=[Indices()])
+    fitter.fit(fit_module, datamodule=fit_dm)
     (out / f"rank{{trainer.global_rank}}.json").write_text(json.dumps(
-        {{"world_size": trainer.world_size, "local": counts[0], "AP": module.last_val_stats["AP"]}}))
+        {{"world_size": trainer.world_size, "local": counts[0], "AP": module.last_val_stats["AP"],
+          "fit_steps": fitter.global_step, "train_indices": seen}}))
 """)
 
 
@@ -88,5 +100,9 @@ def test_ddp_validation_gathers_each_instance_once(synthetic_root, tmp_path):
         assert a["image_id"] == b["image_id"]
         np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-3)
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    # training under DDP: two steps on each rank, on different samples
+    assert [r["fit_steps"] for r in ranks] == [2, 2]
+    assert len(ranks[0]["train_indices"]) == len(ranks[1]["train_indices"]) == 8
+    assert not set(ranks[0]["train_indices"]) & set(ranks[1]["train_indices"])
     # every rank evaluated the same gathered set
     assert ranks[0]["AP"] == pytest.approx(ranks[1]["AP"]) == pytest.approx(module.last_val_stats["AP"], abs=1e-6)
