@@ -101,3 +101,17 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     diffs = settings_unlike_checkpoint(net, cfg)
     assert diffs == ["data.input_size=[96, 128] (checkpoint: [64, 96])",
                      "model.test.decode=authors (checkpoint: dark)"]
+
+
+def test_unvalidated_final_epochs_are_counted(tmp_path):
+    import pytorch_lightning as pl
+
+    from rsn_lightning.cli.train import _unvalidated_final_epochs
+
+    def trainer(**kw):
+        return pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                          default_root_dir=str(tmp_path), **kw)
+
+    assert _unvalidated_final_epochs(trainer(max_epochs=10, check_val_every_n_epoch=6)) == 4
+    assert _unvalidated_final_epochs(trainer(max_epochs=12, check_val_every_n_epoch=6)) == 0
+    assert _unvalidated_final_epochs(trainer(max_epochs=10, check_val_every_n_epoch=6, limit_val_batches=0)) == 0
