@@ -16,12 +16,13 @@ def cpu_mixed_precision() -> str:
     (AVX-512 BF16 or AMX), else ``32-true`` (emulated bf16 is slower than float32)."""
     import torch
 
-    native = False
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+    def probe(name: str) -> bool:
         try:
-            native = native or bool(getattr(torch.cpu, probe)())
+            return bool(getattr(torch.cpu, name)())
         except (AttributeError, RuntimeError):  # private probes: absent on some builds/platforms
-            pass
+            return False
+
+    native = probe("_is_avx512_bf16_supported") or probe("_is_amx_tile_supported")
     return "bf16-mixed" if native else "32-true"
 
 

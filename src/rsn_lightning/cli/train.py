@@ -27,12 +27,11 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    unvalidated = _unvalidated_final_epochs(trainer)
-    if cfg.get("train", True) and unvalidated:
-        log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last %d "
-                    "epoch(s) are never validated, and the final evaluation takes the best validated checkpoint",
-                    trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
     if cfg.get("train", True):
+        if unvalidated := _unvalidated_final_epochs(trainer):
+            log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last "
+                        "%d epoch(s) are never validated, and the final evaluation takes the best validated "
+                        "checkpoint", trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -58,10 +57,10 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
 
 
 def _unvalidated_final_epochs(trainer) -> int:
-    every, epochs = getattr(trainer, "check_val_every_n_epoch", None), getattr(trainer, "max_epochs", None)
-    if not every or not epochs or epochs < 0 or getattr(trainer, "limit_val_batches", 1) == 0:
+    every, epochs = trainer.check_val_every_n_epoch, trainer.max_epochs
+    if not every or not epochs or epochs < 0 or trainer.limit_val_batches == 0:
         return 0
-    return int(epochs % every)
+    return epochs % every
 
 
 def _report_title(evaluated: str, best: str) -> str:

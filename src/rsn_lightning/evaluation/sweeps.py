@@ -97,15 +97,11 @@ def sweep_table(runs: list[SweepRun], metric: str = "val/AP", columns=("val/AP50
     """Plain-text table of the jobs, best ``metric`` first; failed jobs last with their reason."""
     keys = swept_keys(runs)
     header = ["job", *keys, metric, *columns]
-    body, failed = [], []
-    for r in runs:
-        stats = r.best if which == "best" else r.last
-        if r.problem or metric not in stats:
-            failed.append(f"{r.job}: {r.problem}")
-            continue
-        body.append([r.job, *(r.overrides.get(k, "") for k in keys),
-                     *(f"{stats[c]:.4f}" if c in stats else "-" for c in (metric, *columns))])
-    body.sort(key=lambda row: -float(row[len(keys) + 1]))
+    scored = [(r, r.best if which == "best" else r.last) for r in runs]
+    done = sorted(((r, st) for r, st in scored if not r.problem and metric in st), key=lambda rs: -rs[1][metric])
+    failed = [f"{r.job}: {r.problem}" for r, st in scored if r.problem or metric not in st]
+    body = [[r.job, *(r.overrides.get(k, "") for k in keys),
+             *(f"{st[c]:.4f}" if c in st else "-" for c in (metric, *columns))] for r, st in done]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *body)]
     return "\n".join(lines + failed)
