@@ -29,6 +29,10 @@ def cpu_mixed_precision() -> str:
 # ``precision: ${cpu_mixed_precision:}`` in a config picks per machine (the quickstart uses it)
 if not OmegaConf.has_resolver("cpu_mixed_precision"):
     OmegaConf.register_new_resolver("cpu_mixed_precision", cpu_mixed_precision)
+# ``${cwd:}``: the folder the command was typed in. ``${hydra:runtime.cwd}`` is not yet set when Hydra
+# resolves a multirun's sweep folder, so paths built on it break ``rsn-train -m``.
+if not OmegaConf.has_resolver("cwd"):
+    OmegaConf.register_new_resolver("cwd", os.getcwd)
 
 
 def config_dir() -> str:

@@ -7,7 +7,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rsn_lightning.cli.common import check_config
+from rsn_lightning.cli.common import check_config, config_dir
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def predict(cfg: DictConfig):
     return run
 
 
-@hydra.main(version_base="1.3", config_path="../../../conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 
