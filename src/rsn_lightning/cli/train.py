@@ -1,4 +1,4 @@
-"""rsn-train: the Hydra training app (train, then evaluate the best checkpoint)."""
+"""rsn-train: the Hydra training app (train, then evaluate the last or the best checkpoint)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +29,28 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     if cfg.get("train", True):
-        if unvalidated := _unvalidated_final_epochs(trainer):
+        if cfg.get("eval_checkpoint", "last") == "best" and (unvalidated := _unvalidated_final_epochs(trainer)):
             log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last "
-                        "%d epoch(s) are never validated, and the final evaluation takes the best validated "
+                        "%d epoch(s) are never validated, and eval_checkpoint=best takes the best validated "
                         "checkpoint", trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
-    best, evaluated = "", ""
+    best, evaluated, evaluated_ckpt = "", "", None
     if trainer.checkpoint_callback is not None:
-        best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path or ""
+        best = trainer.checkpoint_callback.best_model_path or ""
     if cfg.get("test", False):
-        ckpt = best if best else (None if cfg.get("train", True) else cfg.get("ckpt_path"))
-        evaluated = ckpt or ("the trained weights in memory" if cfg.get("train", True) else "untrained weights")
-        log.info("evaluating %s", evaluated)
-        trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)
+        evaluated_ckpt, evaluated = eval_checkpoint(
+            trainer, cfg.get("eval_checkpoint", "last"), cfg.get("train", True), cfg.get("ckpt_path"))
+        log.info("evaluating %s", evaluated_ckpt or evaluated)
+        trainer.validate(model, datamodule=datamodule, ckpt_path=evaluated_ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     output_dir = Path(cfg.paths.output_dir)
     paths = {
         "output_dir": str(output_dir),
-        "checkpoint": best,
+        "checkpoint": evaluated_ckpt or best,
+        "best_on_val": best,
         "results": str(output_dir / "results"),
         "pictures": str(output_dir / "pictures"),
         "evaluated": evaluated,
@@ -63,12 +65,10 @@ def _unvalidated_final_epochs(trainer) -> int:
     return epochs % every
 
 
-def _report_title(evaluated: str, best: str) -> str:
+def _report_title(evaluated: str, checkpoint: str) -> str:
     if not evaluated:
         return "Training finished (no evaluation)"
-    if evaluated == best:
-        return "Validation (best checkpoint)"
-    return f"Validation ({Path(evaluated).name if evaluated.endswith('.ckpt') else evaluated})"
+    return f"Validation ({evaluated})"
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

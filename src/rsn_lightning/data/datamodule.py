@@ -37,6 +37,10 @@ from rsn_lightning.normalization import InputNormalization
 log = logging.getLogger(__name__)
 
 KINDS = ("coco", "mpii")
+# which person boxes of a COCO-format set are clipped to the image (HRNet's x2 = min(W - 1, x + w - 1)):
+# none (the authors' code clips none), train (HRNet and mmpose clip the ground-truth training boxes),
+# all (training and validation boxes, ground truth or detected)
+CLIP_BOXES = ("none", "train", "all")
 
 
 def _global_rank() -> int:
@@ -75,7 +79,7 @@ class PoseDataModule(pl.LightningDataModule):
     dict ``{name, flip_pairs, sigmas}`` for a custom COCO-format set (category read from the file).
     ``augment``: overrides of the ``augment_preset`` (default: the preset named like ``kind``).
     ``synthetic``: ``{num_train, num_val, seed, image_size}`` makes ``prepare_data`` generate the
-    synthetic set under ``root`` on first use.
+    synthetic set under ``root`` on first use. ``clip_boxes``: ``CLIP_BOXES`` (MPII has no boxes).
     """
 
     def __init__(self, kind: str = "coco", root: str | None = None, layout: str | None = None,
@@ -87,10 +91,14 @@ class PoseDataModule(pl.LightningDataModule):
                  augment_preset: str | None = None, normalization: dict | None = None,
                  batch_size: int = 32, val_batch_size: int | None = None, num_workers: int = 4,
                  pin_memory: bool = True, persistent_workers: bool = True, drop_last: bool = True,
-                 val_targets: bool = True, check_images: bool = True, synthetic: dict | None = None):
+                 val_targets: bool = True, check_images: bool = True, synthetic: dict | None = None,
+                 clip_boxes: str = "none"):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if clip_boxes not in CLIP_BOXES:
+            raise ValueError(f"clip_boxes must be one of {CLIP_BOXES}, got {clip_boxes!r}")
+        self.clip_boxes = clip_boxes
         if val_boxes not in ("gt", "detections"):
             raise ValueError(f"val_boxes must be 'gt' or 'detections', got {val_boxes!r}")
         self.kind = kind
@@ -216,7 +224,10 @@ class PoseDataModule(pl.LightningDataModule):
         return CocoKeypointDataset(ann, image_dir, transform, self.keypoint_spec,
                                    det_file=self.det_file if dets else None,
                                    det_score_threshold=self.det_score_threshold,
-                                   check_images=self.check_images, name=f"{self.kind} {split}"
+                                   check_images=self.check_images,
+                                   clip_boxes=self.clip_boxes == "all"
+                                   or (self.clip_boxes == "train" and split == "train"),
+                                   name=f"{self.kind} {split}"
                                    + (" (detections)" if dets else ""))
 
     def setup(self, stage: str | None = None) -> None:

@@ -195,9 +195,15 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> dict:
         decoder_channels=shape("stages.0.decoder.units.0.lateral.conv.weight")[0],
         num_branches=num_branches,
         branch_ratio=branch_ratio,
-        use_prm=any(k.startswith("prm.") for k in state_dict),
+        prm=_prm_placement(state_dict),
         conv_bias="stem.conv.conv.bias" in state_dict,
     )
+
+
+def _prm_placement(state_dict: Mapping[str, torch.Tensor]) -> str:
+    if any(k.startswith("coarse_unit_prms.") for k in state_dict):
+        return "last_stage"
+    return "last_unit" if any(k.startswith("prm.") for k in state_dict) else "none"
 
 
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> RSN:

@@ -4,7 +4,11 @@ Stage layout and cross-stage aggregation follow the authors' 4xRSN network.py: o
 each stage is an encoder (four RSB layers) and a decoder (four upsample units, 4 heatmaps); a
 non-final stage passes its finest decoder feature (1x1 conv-BN-ReLU to the stem's width) as the next
 stage's input and, per resolution, two skip features added to the next encoder's layer outputs.
-The PRM refines the last unit's heatmaps of the last stage.
+
+Where the PRM sits is this library's reading of the paper, not the authors' released code (their
+4xRSN-18 network.py defines a PRM class and never instantiates it): ``prm="last_unit"`` (default)
+refines the last unit's heatmaps of the last stage, ``"last_stage"`` each of the last stage's four
+unit outputs (one PRM each), ``"none"`` none, so the paper's PRM ablation can be rerun.
 """
 
 from __future__ import annotations
@@ -19,10 +23,29 @@ from rsn_lightning.models.encoder import Encoder, Stem
 from rsn_lightning.models.layers import init_weights
 from rsn_lightning.models.prm import PoseRefineMachine
 
-BASE_CHANNELS = (64, 128, 256, 512)
+BASE_CHANNELS = (64, 128, 256, 512)  # one decoder unit per encoder layer
 # the input must split evenly down to the encoder's last layer (stem /4, three strided layers /8)
 INPUT_DIVISOR = 32
 IN_CHANNELS = 3
+# where the Pose Refine Machine refines heatmaps (see the module docstring)
+PRM_PLACEMENTS = ("last_unit", "last_stage", "none")
+
+
+def prm_placement(prm: str | bool | None, use_prm: bool | None = None) -> str:
+    """The PRM placement named by ``prm``; ``use_prm`` (older configs and checkpoints) maps True/False
+    to ``last_unit``/``none``, the two layouts that existed then."""
+    if isinstance(prm, bool):
+        prm = "last_unit" if prm else "none"
+    if prm is None:
+        prm = "none"
+    if prm not in PRM_PLACEMENTS:
+        raise ValueError(f"prm must be one of {PRM_PLACEMENTS} (or true/false), got {prm!r}")
+    if use_prm is not None:
+        legacy = "last_unit" if use_prm else "none"
+        if prm not in ("last_unit", legacy):
+            raise ValueError(f"prm={prm!r} contradicts use_prm={use_prm}; give prm only")
+        prm = legacy
+    return prm
 
 
 class RSNStage(nn.Module):
@@ -69,7 +92,11 @@ class RSN(nn.Module):
         stem_channels: stem output width (also the cross-stage feature's width).
         decoder_channels: width of the upsample units (256 in the paper).
         num_branches: RSB branches (4 in the paper); branch_ratio: branch width / block input width.
-        use_prm: refine the final heatmaps with the Pose Refine Machine.
+        prm: where the Pose Refine Machine refines heatmaps: ``"last_unit"`` (the last stage's last
+            unit, the default), ``"last_stage"`` (each unit of the last stage), ``"none"``; True/False
+            mean last_unit/none.
+        use_prm: the older boolean form of ``prm`` (True = last_unit), kept so that older configs and
+            checkpoints' ``arch`` still build; ``arch_config()`` writes ``prm``.
         efficient: activation checkpointing per RSB and per upsample unit (training memory for compute).
         conv_bias: convolutions with a bias, as in the authors' checkpoints.
         output_gain: constant factor on every heatmap the network emits (1 in the paper). The heads end
@@ -89,12 +116,14 @@ class RSN(nn.Module):
         decoder_channels: int = 256,
         num_branches: int = 4,
         branch_ratio: float = 26 / 64,
-        use_prm: bool = True,
+        prm: str | bool = "last_unit",
         efficient: bool = False,
         conv_bias: bool = False,
         output_gain: float = 1.0,
+        use_prm: bool | None = None,
     ):
         super().__init__()
+        prm = prm_placement(prm, use_prm)
         if num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
         if len(blocks) != len(BASE_CHANNELS):
@@ -112,7 +141,7 @@ class RSN(nn.Module):
             decoder_channels=int(decoder_channels),
             num_branches=int(num_branches),
             branch_ratio=float(branch_ratio),
-            use_prm=bool(use_prm),
+            prm=prm,
             efficient=bool(efficient),
             conv_bias=bool(conv_bias),
             output_gain=float(output_gain),
@@ -135,7 +164,14 @@ class RSN(nn.Module):
             )
             for s in range(num_stages)
         )
-        self.prm = PoseRefineMachine(num_keypoints, conv_bias) if use_prm else None
+        # ``prm`` keeps its name for the last unit whatever the placement, so checkpoints of either
+        # PRM layout load into the other's last unit and older ``prm.*`` checkpoints load unchanged
+        self.prm = PoseRefineMachine(num_keypoints, conv_bias) if prm != "none" else None
+        self.coarse_unit_prms = (
+            nn.ModuleList(PoseRefineMachine(num_keypoints, conv_bias) for _ in range(len(BASE_CHANNELS) - 1))
+            if prm == "last_stage"
+            else None
+        )
         init_weights(self)
 
     def arch_config(self) -> dict:
@@ -156,7 +192,7 @@ class RSN(nn.Module):
             )
 
     def forward_all(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        """Per stage, the 4 unit heatmaps coarse -> fine, each [N, K, H/4, W/4]; the last is PRM-refined."""
+        """Per stage, the 4 unit heatmaps coarse -> fine, each [N, K, H/4, W/4], PRM-refined where ``prm`` says."""
         self._check_input(x)
         x = self.stem(x)
         skips = None
@@ -164,6 +200,9 @@ class RSN(nn.Module):
         for stage in self.stages:
             heatmaps, skips, x = stage(x, skips)
             outputs.append(heatmaps)
+        if self.coarse_unit_prms is not None:
+            for unit, prm in enumerate(self.coarse_unit_prms):
+                outputs[-1][unit] = prm(outputs[-1][unit])
         if self.prm is not None:
             outputs[-1][-1] = self.prm(outputs[-1][-1])
         gain = self._config["output_gain"]
@@ -172,5 +211,5 @@ class RSN(nn.Module):
         return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Final heatmaps [N, K, H/4, W/4] (last unit of the last stage, after the PRM)."""
+        """Final heatmaps [N, K, H/4, W/4] (last unit of the last stage, after its PRM if any)."""
         return self.forward_all(x)[-1][-1]
