@@ -50,11 +50,11 @@ def test_cli_converts_fixture_checkpoint(fixture_case, tmp_path):
     net = load_model(tmp_path / "dst.pth")
     assert not net.training
     arch = net.arch_config()
-    assert (arch["num_stages"], arch["blocks"], arch["num_keypoints"], arch["use_prm"]) == (
+    assert (arch["num_stages"], arch["blocks"], arch["num_keypoints"], arch["prm"]) == (
         1,
         [2, 2, 2, 2],
         17,
-        False,
+        "none",
     )
     assert arch["conv_bias"] is (layout == "official")
     assert net.normalization == (AUTHORS_NORMALIZATION if layout == "official" else MMPOSE_NORMALIZATION)
@@ -87,11 +87,11 @@ def test_generated_layouts_match_reference(case, tmp_path, make_weights):
     sd = make_weights.make_state_dict(tmp_path / "keys.json")
     net = convert_state_dict(sd, layout)
     arch = net.arch_config()
-    assert (arch["num_stages"], arch["blocks"], arch["num_keypoints"], arch["use_prm"]) == (
+    assert (arch["num_stages"], arch["blocks"], arch["num_keypoints"], arch["prm"]) == (
         stages,
         list(blocks),
         k,
-        prm,
+        "last_unit" if prm else "none",
     )
     x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -97,10 +97,10 @@ def test_arch_config_is_json_and_rebuilds():
 def test_registry():
     assert set(list_models()) >= {"rsn18", "rsn50", "rsn101", "2xrsn50", "3xrsn50", "4xrsn50", "rsn_tiny"}
     cfg = create_model("4xrsn50", num_keypoints=16).arch_config()
-    assert (cfg["num_stages"], cfg["blocks"], cfg["use_prm"], cfg["num_keypoints"]) == (
+    assert (cfg["num_stages"], cfg["blocks"], cfg["prm"], cfg["num_keypoints"]) == (
         4,
         [3, 4, 6, 3],
-        True,
+        "last_unit",
         16,
     )
     assert create_model("rsn101").arch_config()["blocks"] == [3, 4, 23, 3]

@@ -55,7 +55,13 @@ def maybe_checkpoint(fn: Callable[..., torch.Tensor], *args: torch.Tensor, enabl
 
 
 def init_weights(module: nn.Module) -> None:
-    """The authors' and mmpose's init: Kaiming-normal (fan_out, ReLU) convs, BN at identity, zero biases."""
+    """Kaiming-normal (fan_out, ReLU) convs, BN at identity, zero conv biases.
+
+    The authors apply exactly this to their encoder only (``ResNet_downsample_module`` in
+    caiyuanhao1998/RSN exps/*/network.py); their stem, decoder and PRM keep PyTorch's default init.
+    mmpose applies Kaiming to every conv of its RSN backbone (stem, encoder and decoder). ``RSN(init=...)``
+    chooses which modules get it.
+    """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

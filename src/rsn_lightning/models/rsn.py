@@ -29,6 +29,9 @@ INPUT_DIVISOR = 32
 IN_CHANNELS = 3
 # where the Pose Refine Machine refines heatmaps (see the module docstring)
 PRM_PLACEMENTS = ("last_unit", "last_stage", "none")
+# which convolutions start Kaiming-normal: every one (mmpose's backbone) or the encoders' only (the
+# authors'; their stem, decoder and PRM keep PyTorch's default init)
+INITS = ("kaiming", "authors")
 
 
 def prm_placement(prm: str | bool | None, use_prm: bool | None = None) -> str:
@@ -95,6 +98,8 @@ class RSN(nn.Module):
         prm: where the Pose Refine Machine refines heatmaps: ``"last_unit"`` (the last stage's last
             unit, the default), ``"last_stage"`` (each unit of the last stage), ``"none"``; True/False
             mean last_unit/none.
+        init: ``"kaiming"`` (Kaiming-normal for every conv, as mmpose) or ``"authors"`` (for the encoders
+            only, the rest at PyTorch's default, as the authors' network.py).
         use_prm: the older boolean form of ``prm`` (True = last_unit), kept so that older configs and
             checkpoints' ``arch`` still build; ``arch_config()`` writes ``prm``.
         efficient: activation checkpointing per RSB and per upsample unit (training memory for compute).
@@ -120,10 +125,13 @@ class RSN(nn.Module):
         efficient: bool = False,
         conv_bias: bool = False,
         output_gain: float = 1.0,
+        init: str = "kaiming",
         use_prm: bool | None = None,
     ):
         super().__init__()
         prm = prm_placement(prm, use_prm)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
         if len(blocks) != len(BASE_CHANNELS):
@@ -145,6 +153,7 @@ class RSN(nn.Module):
             efficient=bool(efficient),
             conv_bias=bool(conv_bias),
             output_gain=float(output_gain),
+            init=init,
         )
         self.num_keypoints = num_keypoints
         channels = [max(1, round(c * width_mult)) for c in BASE_CHANNELS]
@@ -172,7 +181,8 @@ class RSN(nn.Module):
             if prm == "last_stage"
             else None
         )
-        init_weights(self)
+        for module in [stage.encoder for stage in self.stages] if init == "authors" else [self]:
+            init_weights(module)
 
     def arch_config(self) -> dict:
         """Plain JSON-able constructor arguments: ``RSN(**net.arch_config())`` rebuilds this network."""
