@@ -19,6 +19,12 @@ from rsn_lightning.models.convert import convert_state_dict, main, rename_state_
 from rsn_lightning.normalization import AUTHORS_NORMALIZATION, MMPOSE_NORMALIZATION
 
 
+# max |difference| / max |reference output|: measured 1.9e-6 (authors' layout) and 2.0e-6 (mmpose) on
+# the RSN-18 fixtures, 0.0 against rsn_reference on the generated layouts; the bound keeps a 5x margin
+# for other CPUs' float32 convolutions
+REL_TOL = 1e-5
+
+
 def _rel_err(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.abs(a - b).max() / np.abs(b).max())
@@ -38,7 +44,7 @@ def test_reference_reproduces_fixture_keys_and_output(fixture_case, rsn_checkpoi
     assert [tuple(k) for k in spec["keys"]] == [(k, s) for k, s in ref.make_keys(layout)]
     with torch.no_grad():
         out = ref.reference_forward(sd, torch.from_numpy(io["input"]), layout)[-1][-1]
-    assert _rel_err(out, io["output"]) <= 1e-4
+    assert _rel_err(out, io["output"]) <= REL_TOL
 
 
 def test_cli_converts_fixture_checkpoint(fixture_case, tmp_path):
@@ -63,7 +69,7 @@ def test_cli_converts_fixture_checkpoint(fixture_case, tmp_path):
     with torch.no_grad():
         out = net(torch.from_numpy(io["input"]))
     assert out.shape == (2, 17, 64, 48)
-    assert _rel_err(out, io["output"]) <= 1e-4
+    assert _rel_err(out, io["output"]) <= REL_TOL
 
 
 # (layout, stages, blocks, keypoints, prm): cases the fixtures do not cover, on small inputs
@@ -101,7 +107,7 @@ def test_generated_layouts_match_reference(case, tmp_path, make_weights):
     for s in range(stages):
         for u in range(4):
             assert got[s][u].shape == (2, k, 16, 24)
-            assert _rel_err(got[s][u], expected[s][u]) <= 1e-4, (s, u)
+            assert _rel_err(got[s][u], expected[s][u]) <= REL_TOL, (s, u)
 
 
 def test_converter_refuses_unknown_keys_and_mmpose_prm(make_weights, tmp_path):
