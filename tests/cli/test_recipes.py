@@ -69,7 +69,8 @@ def test_preset_composes_with_the_authors_recipe(name, tmp_path):
     assert steps_at_8_gpus == pytest.approx(a["iterations"], rel=5e-3)
     assert cfg.trainer.max_epochs % cfg.trainer.check_val_every_n_epoch == 0  # the final epoch is validated
     opt = cfg.model.optimizer
-    sched = OmegaConf.create({**DEFAULT_SCHEDULER, **OmegaConf.to_container(cfg.model.scheduler)})  # as the module merges
+    # the scheduler settings as the module merges them with its defaults
+    sched = OmegaConf.create({**DEFAULT_SCHEDULER, **OmegaConf.to_container(cfg.model.scheduler)})
     assert opt.name == a["optimizer"] and opt.weight_decay == a["weight_decay"]
     assert opt.scale_lr and opt.reference_batch == a["ims_per_gpu"]
     total_batch = AUTHORS_GPUS * cfg.data.batch_size
@@ -109,7 +110,8 @@ def test_rsn_train_reports_the_final_weights_and_keeps_the_best_labelled(tmp_pat
     app = Path(sys.executable).with_name("rsn-train")
     cmd = [str(app)] if app.exists() else [sys.executable, "-m", "rsn_lightning.cli.train"]
     tiny = [
-        "experiment=quickstart", "logger=none", "callbacks=model_checkpoint", "data.synthetic.num_train=12", "data.synthetic.num_val=4",
+        "experiment=quickstart", "logger=none", "callbacks=model_checkpoint",
+        "data.synthetic.num_train=12", "data.synthetic.num_val=4",
         "data.batch_size=4", "data.input_size=[64,96]", "trainer.max_epochs=2",
         "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1",
         "+trainer.enable_progress_bar=false", "+trainer.num_sanity_val_steps=0",
@@ -123,3 +125,21 @@ def test_rsn_train_reports_the_final_weights_and_keeps_the_best_labelled(tmp_pat
     assert Path(lines["best_on_val"]).name.startswith("best_ap_epoch")
     last = torch.load(lines["checkpoint"], map_location="cpu", weights_only=True)
     assert last["global_step"] == 4  # 2 epochs x 2 batches: the final step's weights
+
+
+def test_mmpose_schedule_is_an_override(tmp_path):
+    """mmpose's RSN-50 recipe (td-hm_rsn50_8xb32-210e_coco-256x192.py: Adam 5e-3 per 256 images, no
+    weight decay, LinearLR warm-up over 500 iterations from 0.001, x0.1 at epochs 170 and 200 of 210)
+    composes from the README's overrides."""
+    cfg = compose_train(tmp_path, [
+        "experiment=coco_rsn50_256x192", "model.scheduler.name=multistep", "model.scheduler.warmup_steps=500",
+        "model.scheduler.warmup_factor=0.001", "model.scheduler.milestone_epochs=[170,200]",
+        "trainer.max_epochs=210", "trainer.check_val_every_n_epoch=10", "model.optimizer.lr=6.25e-4",
+        "model.optimizer.weight_decay=0"])
+    opt, sched = cfg.model.optimizer, cfg.model.scheduler
+    assert scaled_lr(opt.lr, 8 * cfg.data.batch_size, opt.reference_batch) == pytest.approx(5e-3)
+    steps_per_epoch = 149_813 // 256
+    milestones = [e * steps_per_epoch for e in sched.milestone_epochs]
+    mult = [lr_multiplier(s, sched.name, 210 * steps_per_epoch, sched.warmup_steps, sched.warmup_factor,
+                          milestones, sched.gamma) for s in (0, 500, milestones[0], milestones[1])]
+    assert mult == pytest.approx([0.001, 1.0, 0.1, 0.01])

@@ -18,7 +18,6 @@ from rsn_lightning.models.checkpoint import load_model
 from rsn_lightning.models.convert import convert_state_dict, main, rename_state_dict
 from rsn_lightning.normalization import AUTHORS_NORMALIZATION, MMPOSE_NORMALIZATION
 
-
 # max |difference| / max |reference output|: measured 1.9e-6 (authors' layout) and 2.0e-6 (mmpose) on
 # the RSN-18 fixtures, 0.0 against rsn_reference on the generated layouts; the bound keeps a 5x margin
 # for other CPUs' float32 convolutions
