@@ -50,6 +50,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     paths = {
         "output_dir": str(output_dir),
         "checkpoint": evaluated_ckpt or best,
+        # the best-validated checkpoint is kept either way; labelled so it is not mistaken for the reported one
         "best_on_val": best,
         "results": str(output_dir / "results"),
         "pictures": str(output_dir / "pictures"),
