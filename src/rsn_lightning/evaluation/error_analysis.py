@@ -12,8 +12,10 @@ The definitions, as in coco-analyze:
   KS ``m``: good if ``m > 0.85`` on the matched person's own keypoint; jitter if ``0.5 <= m < 0.85``
   there; inversion if ``m >= 0.5`` on the matched person's flipped keypoint; swap if ``m >= 0.5`` on
   another person (as labelled or flipped); miss if ``m < 0.5``.
-- A corrected keypoint sits on the person's keypoint, moved along x so that its KS is 0.85 (jitter),
-  0.5 (miss) or the KS it had with the wrong keypoint (inversion, swap).
+- A corrected keypoint sits on the person's keypoint, moved along x by coco-analyze's distance
+  ``sqrt(-2 ln(t) area sigma^2)`` with t = 0.85 (jitter), 0.5 (miss) or the KS it had with the wrong
+  keypoint (inversion, swap). As COCO's KS is ``exp(-d^2 / (8 sigma^2 area))``, that distance gives a
+  KS of t^(1/4) (0.96 for jitter, 0.84 for a miss), not t; kept so the numbers equal coco-analyze's.
 - Scoring: each detection's optimal score is its best OKS to any person of the evaluated area range
   (at OKS 0.5, after the keypoint corrections), then a Gaussian soft-NMS over each image
   (``score * exp(-oks^2 / 0.5)``, OKS between detections on the mean keypoint-box area).
