@@ -479,3 +479,57 @@ def plot_prm_attention(maps: dict, joint: int, joint_name: str = ""):
 def instance_oks(report: dict) -> list[dict]:
     """The matched detections of an error-analysis report, worst OKS first."""
     return sorted(report["matches"], key=lambda m: m["oks"])
+
+
+def plot_instances(matches, gt: dict, results: list, image_dir, spec=None, ncols: int = 4, margin: float = 0.15):
+    """A grid of matched detections (entries of a report's ``matches``): each person's box region
+    with the predicted skeleton (coloured by side) and the labelled keypoints (white), titled by OKS."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from rsn_lightning.inference.visualize import draw_pose
+    from rsn_lightning.keypoints import COCO_KEYPOINTS
+
+    spec = spec or COCO_KEYPOINTS
+    anns = {a["id"]: a for a in gt["annotations"]}
+    files = {i["id"]: i["file_name"] for i in gt["images"]}
+    n = max(1, len(matches))
+    rows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(3 * ncols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, matches):
+        ann = anns[m["annotation_id"]]
+        path = Path(image_dir) / files[ann["image_id"]]
+        image = cv2.imread(str(path))
+        if image is None:
+            raise FileNotFoundError(f"image {path} of annotation {ann['id']} not found (set the image folder)")
+        det = np.asarray(results[m["result_index"]]["keypoints"], np.float64).reshape(-1, 3)
+        drawn = draw_pose(image, det[None, :, :2], np.ones((1, len(det))), spec, score_thr=0.0)
+        kp = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)
+        for x, y, v in kp:
+            if v > 0:
+                cv2.circle(drawn, (int(round(x)), int(round(y))), 2, (255, 255, 255), -1, cv2.LINE_AA)
+        x, y, w, h = ann["bbox"]
+        x0, y0 = int(max(0, x - margin * w)), int(max(0, y - margin * h))
+        x1, y1 = int(min(drawn.shape[1], x + (1 + margin) * w)), int(min(drawn.shape[0], y + (1 + margin) * h))
+        ax.imshow(cv2.cvtColor(drawn[y0:y1, x0:x1], cv2.COLOR_BGR2RGB))
+        ax.set_title(f"OKS {m['oks']:.2f} (image {ann['image_id']})", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def person_crop(predictor, image_bgr, box_xywh):
+    """The crop a :class:`~rsn_lightning.inference.Predictor` feeds the network for one person box:
+    ``(crop_rgb uint8 [H, W, 3], normalised [3, H, W])``."""
+    import cv2
+
+    from rsn_lightning.geometry import crop_affine
+
+    normalised, centers, scales = predictor.crops(image_bgr, np.asarray([box_xywh], np.float64))
+    m = crop_affine(centers[0], scales[0], 0.0, predictor.input_size)
+    crop = cv2.warpAffine(image_bgr, m, tuple(predictor.input_size), flags=cv2.INTER_LINEAR)
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), normalised[0]
