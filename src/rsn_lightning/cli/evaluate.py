@@ -55,7 +55,12 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     trainer.validate(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     out = Path(cfg.paths.output_dir)
-    return metrics, {"output_dir": str(out), "results": str(out / "results"), "pictures": str(out / "pictures")}
+    paths = {"output_dir": str(out), "results": str(out / "results"), "pictures": str(out / "pictures")}
+    if cfg.get("analysis"):
+        from rsn_lightning.cli.analyze import analyze_evaluation
+
+        paths["analysis"] = analyze_evaluation(datamodule, out) or "skipped (see the warning)"
+    return metrics, paths
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")

@@ -29,9 +29,20 @@ class PoseRefineMachine(nn.Module):
             ConvBNAct(channels, channels, 9, groups=channels, bias=conv_bias),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _parts(self, x: torch.Tensor):
         f = self.conv(x)
         # BN over a [N, K, 1, 1] tensor needs a batch of at least 2 in training, as in the authors' code
         c = torch.sigmoid(self.channel_att(F.adaptive_avg_pool2d(f, 1)))
         s = torch.sigmoid(self.spatial_att(f))
+        return f, c, s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f, c, s = self._parts(x)
         return f * (1 + c * s)
+
+    def attention(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the PRM computes on heatmaps ``x`` [N, K, h, w], to look at: ``features`` (after the
+        3x3 conv), ``channel`` [N, K, 1, 1] and ``spatial`` [N, K, h, w] attention, their product
+        ``attention``, and ``output`` (equal to ``forward(x)``)."""
+        f, c, s = self._parts(x)
+        return {"features": f, "channel": c, "spatial": s, "attention": c * s, "output": f * (1 + c * s)}
