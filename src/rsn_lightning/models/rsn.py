@@ -173,8 +173,8 @@ class RSN(nn.Module):
             )
             for s in range(num_stages)
         )
-        # ``prm`` keeps its name for the last unit whatever the placement, so checkpoints of either
-        # PRM layout load into the other's last unit and older ``prm.*`` checkpoints load unchanged
+        # ``prm`` names the last unit's PRM in every placement, so checkpoints written before the
+        # placement option (``prm.*`` keys) load unchanged
         self.prm = PoseRefineMachine(num_keypoints, conv_bias) if prm != "none" else None
         self.coarse_unit_prms = (
             nn.ModuleList(PoseRefineMachine(num_keypoints, conv_bias) for _ in range(len(BASE_CHANNELS) - 1))
