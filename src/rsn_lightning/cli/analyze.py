@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     try:
         report = write_analysis(args.gt, args.results, args.out, figures=not args.no_figures)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rsn-analyze: {err}", file=sys.stderr)
+        print(f"rsn-analyze: {err} (ground truth {args.gt}, results {args.results})", file=sys.stderr)
         return 2
     print(summary_text(report))
     for f in report["files"]:
