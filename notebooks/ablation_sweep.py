@@ -85,6 +85,22 @@ for ax, factor in zip(axes[0], factors):
 fig.tight_layout()
 
 # %% [markdown]
+# Per keypoint: the mean OKS of each joint in the best and the worst job (from the jobs' CSV logs, with
+# `logger=csv` or `many_loggers`). Face joints have the smallest OKS sigmas, so they move first when
+# resolution or decoding changes.
+
+# %%
+from rsn_lightning.evaluation.sweeps import load_sweep
+
+has_logs = not WANDB and any(SOURCE.glob("*/csv/metrics.csv"))
+ax = plots.plot_keypoint_oks_best_worst(load_sweep(SOURCE)) if has_logs else None
+if ax is None:
+    print("no per-keypoint OKS logged by these jobs")
+else:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    ax.figure.savefig(FIGURES / "keypoint_oks_best_worst.png")
+
+# %% [markdown]
 # The same figures as PNG files (what `plots.sweep_figures` writes without a notebook):
 
 # %%

@@ -49,3 +49,20 @@ def test_offline_wandb_runs_are_read_without_an_account(tmp_path, monkeypatch):
         (1, 0.61, 100.0, "96x128"), (2, 0.66, 50.0, "96x128")]
     with pytest.raises(FileNotFoundError, match="no wandb run files"):
         plots.load_wandb_rows(tmp_path / "wandb" / "latest-run" / "files")
+
+
+def test_keypoint_oks_of_the_best_and_the_worst_job():
+    from pathlib import Path
+
+    from rsn_lightning.evaluation.sweeps import SweepRun
+
+    def run(job, ap, oks):
+        best = {"val/AP": ap, **{f"val/per_keypoint/oks/{n}": v for n, v in zip(("nose", "left_eye"), oks)}}
+        return SweepRun(job=job, path=Path(job), overrides={}, best=best)
+
+    runs = [run("0", 0.5, (0.4, 0.6)), run("1", 0.7, (0.8, 0.9)), run("2", 0.6, (0.5, 0.7))]
+    ax = plots.plot_keypoint_oks_best_worst(runs)
+    worst, best = ax.containers
+    assert [b.get_height() for b in worst] == [0.4, 0.6] and [b.get_height() for b in best] == [0.8, 0.9]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["job 0: val/AP 0.500", "job 1: val/AP 0.700"]
+    assert plots.plot_keypoint_oks_best_worst([SweepRun("0", Path("0"), {}, best={"val/AP": 0.5})]) is None

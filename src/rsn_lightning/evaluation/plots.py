@@ -429,6 +429,26 @@ def sweep_table_text(rows) -> str:
     return "\n".join(lines + [f"{r.get('job')}: {r.get('status')} {r.get('error') or ''}".rstrip() for r in bad])
 
 
+def plot_keypoint_oks_best_worst(runs, ax=None, metric: str = "val/AP"):
+    """Per keypoint, the mean OKS (``val/per_keypoint/oks/<name>``, logged at each validation) of the
+    best and the worst job of a sweep by best ``metric`` (``sweeps.load_sweep`` records). Returns None
+    when no job logged per-keypoint figures."""
+    prefix = "val/per_keypoint/oks/"
+    done = sorted((r for r in runs if r.best.get(metric) is not None), key=lambda r: r.best[metric])
+    if not done or not any(k.startswith(prefix) for k in done[-1].best):
+        return None
+    ax = _axis(ax, (9, 3.5))
+    names = [k[len(prefix):] for k in done[-1].best if k.startswith(prefix)]
+    width = 0.4
+    for shift, run in ((-width / 2, done[0]), (width / 2, done[-1])):
+        values = [run.best.get(prefix + n, float("nan")) for n in names]
+        ax.bar(np.arange(len(names)) + shift, values, width, label=f"job {run.job}: {metric} {run.best[metric]:.3f}")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize="small")
+    ax.set_ylabel("mean OKS")
+    _legend(ax)
+    return ax
+
+
 def sweep_figures(rows, out_dir, paper: bool = True) -> list[Path]:
     """Write ap_vs_gflops.png, ap_vs_images_per_s.png and ap_by_<factor>.png (for each of stages,
     width, input size and PRM that the jobs record, and each swept override) into ``out_dir``."""
