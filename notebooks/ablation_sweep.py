@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -81,6 +83,22 @@ fig, axes = plt.subplots(1, max(1, len(factors)), figsize=(4.5 * max(1, len(fact
 for ax, factor in zip(axes[0], factors):
     plots.plot_ap_by_factor(rows, factor, ax=ax)
 fig.tight_layout()
+
+# %% [markdown]
+# Per keypoint: the mean OKS of each joint in the best and the worst job (from the jobs' CSV logs, with
+# `logger=csv` or `many_loggers`). Face joints have the smallest OKS sigmas, so they move first when
+# resolution or decoding changes.
+
+# %%
+from rsn_lightning.evaluation.sweeps import load_sweep
+
+has_logs = not WANDB and any(SOURCE.glob("*/csv/metrics.csv"))
+ax = plots.plot_keypoint_oks_best_worst(load_sweep(SOURCE)) if has_logs else None
+if ax is None:
+    print("no per-keypoint OKS logged by these jobs")
+else:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    ax.figure.savefig(FIGURES / "keypoint_oks_best_worst.png")
 
 # %% [markdown]
 # The same figures as PNG files (what `plots.sweep_figures` writes without a notebook):

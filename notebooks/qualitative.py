@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -63,7 +65,10 @@ gt = json.loads(GT.read_text())
 results = json.loads(RESULTS.read_text())
 report = analyze(GT, results)
 ranked = plots.instance_oks(report)
-print(f"{len(ranked)} detections matched; OKS from {ranked[0]['oks']:.3f} to {ranked[-1]['oks']:.3f}")
+if ranked:
+    print(f"{len(ranked)} detections matched; OKS from {ranked[0]['oks']:.3f} to {ranked[-1]['oks']:.3f}")
+else:
+    print("no detection matches a person at OKS >= 0.1 (an untrained model?): no best or worst to draw")
 
 # %% [markdown]
 # The best predictions (top) and the worst (bottom); white dots are the labelled keypoints.
@@ -77,12 +82,14 @@ worst.suptitle("worst")
 worst.savefig(FIGURES / "worst.png")
 
 # %% [markdown]
-# One person (the worst-predicted one) through the network: every stage and unit, coarse to fine.
+# One person (the worst-predicted one, else the first labelled one) through the network: every stage
+# and unit, coarse to fine.
 
 # %%
 net = load_model(CKPT)
 predictor = Predictor(net, flip=False)
-ann = {a["id"]: a for a in gt["annotations"]}[ranked[0]["annotation_id"]]
+people = {a["id"]: a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0}
+ann = people[ranked[0]["annotation_id"]] if ranked else next(iter(people.values()))
 image = cv2.imread(str(IMAGES / {i["id"]: i["file_name"] for i in gt["images"]}[ann["image_id"]]))
 crop_rgb, crop = plots.person_crop(predictor, image, ann["bbox"])
 maps = plots.network_maps(net, crop)

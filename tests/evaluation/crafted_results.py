@@ -40,8 +40,10 @@ def crafted_results(gt: dict) -> list[dict]:
     - image 197388: 437295's left wrist put on 533949's left wrist (1 swap); 533949 with knees at
       similarity 0.6 (2 jitters); 467657 and 543117 exact; 531914 not detected (a false negative).
     - image 196141: 460541 exact but scored 0.3, and a duplicate of it with every joint at similarity
-      0.6 scored 0.95 (a scoring error); 1717641 with its hips far away (2 misses); 488308 exact;
-      1724673 with every joint at similarity 0.9 (good).
+      0.6 scored 0.95: the duplicate takes the person (14 jitters and 1 inversion, its right hip being
+      nearer the flipped one) and the exact copy is left unmatched until the scores are corrected (a
+      scoring error); 1717641 with its hips far away (2 misses); 488308 exact; 1724673 with every
+      joint at similarity 0.9 (good).
     - image 40083: 198196 exact; 230195 with its shoulders exchanged (2 inversions); and a pose of half
       198196's size in the empty top-right corner scored 0.97 (a background false positive).
     """

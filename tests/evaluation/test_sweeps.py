@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import subprocess
@@ -68,46 +67,24 @@ def test_not_a_sweep_folder_names_what_is_missing(tmp_path):
         load_sweep(tmp_path)
 
 
-def _with_keypoint_oks(src: Path, dst: Path) -> Path:
-    """A copy of the sweep whose validations matched people: the 2-step jobs match nobody, so their
-    per-keypoint OKS columns are empty; fill them as a trained run logs them."""
-    shutil.copytree(src, dst)
-    for job, csv_path in enumerate(sorted(dst.glob("*/csv/metrics.csv"))):
-        with csv_path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        for row in rows:
-            for i, key in enumerate(k for k in row if k.startswith("val/per_keypoint/oks/")):
-                if row.get("val/AP"):
-                    row[key] = str(0.5 + 0.02 * i + 0.1 * job)
-        with csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    return dst
-
-
-def test_ablations_notebook_runs_on_the_sweep(sweep, tmp_path, monkeypatch, capsys):
-    """The notebook's code cells, in order, on a real sweep (no Jupyter needed): it prints the table
-    and draws the curves and the per-keypoint comparison of the best and the worst job."""
+def test_ablation_sweep_notebook_runs_on_the_sweep(sweep, monkeypatch, capsys):
+    """notebooks/ablation_sweep.py's cells, in order, on the real sweep above (no kernel): the table,
+    and its figures written as PNGs."""
+    jupytext = pytest.importorskip("jupytext", reason="the notebooks are jupytext pairs (dev extra)")
     matplotlib = pytest.importorskip("matplotlib", reason="the notebook needs matplotlib (dev/notebooks extra)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "ablations.ipynb"
-    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
-    for folder, figures in ((sweep / "sweep", 1), (_with_keypoint_oks(sweep / "sweep", tmp_path / "s"), 2)):
-        monkeypatch.setenv("RSN_SWEEP", str(folder))
-        plt.close("all")
-        scope: dict = {}  # one kernel: cells share their names
-        for cell in cells:
-            exec(compile("".join(cell["source"]), str(notebook), "exec"), scope)
-        out = capsys.readouterr().out
-        assert "2 jobs; swept: model.optimizer.lr" in out
-        assert len(plt.get_fignums()) == figures  # AP curves (+ per-keypoint bars when logged)
-        if figures == 1:
-            assert "no per-keypoint metrics logged" in out
-        else:
-            bars = plt.figure(plt.get_fignums()[-1]).axes[0]
-            assert len(bars.get_xticklabels()) == 17
-            assert [t.get_text() for t in bars.get_legend().get_texts()][1].startswith("job ")
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "ablation_sweep.py"
+    cells = [c for c in jupytext.read(notebook).cells if c.cell_type == "code"]
+    monkeypatch.setenv("RSN_SWEEP", str(sweep / "sweep"))
+    monkeypatch.delenv("RSN_FIGURES", raising=False)
+    scope: dict = {}  # one kernel: cells share their names
+    for cell in cells:
+        exec(compile(cell.source, str(notebook), "exec"), scope)
     plt.close("all")
+    out = capsys.readouterr().out
+    assert "2 runs; swept: model.optimizer.lr" in out
+    figures = sweep / "sweep" / "figures"
+    assert (figures / "ap_by_model.optimizer.lr.png").is_file()
+    assert (figures / "ap_vs_gflops.png").is_file()

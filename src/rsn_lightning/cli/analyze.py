@@ -25,8 +25,11 @@ def summary_text(report: dict) -> str:
     lines.append(f"background false positives: {report['background_fp']['count']}   "
                  f"false negatives: {report['false_negatives']['count']} of {report['ground_truth_people']} people")
     lines.append("AP after correcting (cumulative):      AP    AP50    AP75")
+    def value(v):  # pycocotools' -1: no person left to score (e.g. every one a false negative)
+        return f"{v:.4f}" if v is not None and v >= 0 else "   n/a"
+
     for step in report["ap_after_correction"]:
-        lines.append(f"  {step['error']:<34} {step['AP']:.4f}  {step['AP50']:.4f}  {step['AP75']:.4f}")
+        lines.append(f"  {step['error']:<34} {value(step['AP'])}  {value(step['AP50'])}  {value(step['AP75'])}")
     return "\n".join(lines)
 
 
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
     try:
         report = write_analysis(args.gt, args.results, args.out, figures=not args.no_figures)
     except (FileNotFoundError, ValueError) as err:
-        print(f"rsn-analyze: {err}", file=sys.stderr)
+        print(f"rsn-analyze: {err} (ground truth {args.gt}, results {args.results})", file=sys.stderr)
         return 2
     print(summary_text(report))
     for f in report["files"]:

@@ -34,7 +34,7 @@ import contextlib
 import copy
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +59,6 @@ class AnalysisParams:
     max_dets: int = 20
     # coco-analyze's "all" leaves people under 32^2 pixels out (COCO's own "all" starts at 0)
     area_range: tuple[float, float] = (32.0 ** 2, 1e5 ** 2)
-    size_ranges: dict = field(default_factory=lambda: {"small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2),
-                                                       "large": (96.0 ** 2, 1e5 ** 2)})
 
 
 def classify_keypoints(dt_xy, gt_kpts, gt_area, others=(), sigmas=COCO_KEYPOINTS.sigmas,

@@ -47,6 +47,11 @@ def _axis(ax, figsize=(7, 4)):
     return ax
 
 
+def _legend(ax, **kwargs):
+    if ax.get_legend_handles_labels()[0]:  # nothing drawn (no job records the value): no empty legend
+        ax.legend(fontsize="small", **kwargs)
+
+
 def _save(ax, path) -> Path:
     import matplotlib.pyplot as plt
 
@@ -114,7 +119,7 @@ def plot_oks_by_size(report: dict, ax=None, bins: int = 20):
             ax.hist(oks, edges, histtype="step", lw=2, label=f"{label} ({len(oks)}, median {np.median(oks):.2f})")
     ax.set_xlabel("OKS with the matched person")
     ax.set_ylabel("detections")
-    ax.legend(fontsize="small", loc="upper left")
+    _legend(ax, loc="upper left")
     return ax
 
 
@@ -173,7 +178,7 @@ def _number(value):
 
 
 def _normalise_row(row: dict) -> dict:
-    out = dict(row)
+    out = {k: (None if v == "" else v) for k, v in row.items()}  # an empty CSV cell is an unknown value
     for key in NUMERIC:
         if key in out:
             out[key] = _number(out[key])
@@ -189,9 +194,8 @@ def _row_from_job_result(job: Path, result: dict) -> dict:
                 "wall_time_s", "error", "output_dir"):
         row[key] = result.get(key)
     for metric in ("AP", "AR", "PCKh"):
-        if metric in final:
+        if metric in final or metric in best or metric != "PCKh":  # a failed job still has AP/AR columns
             row[f"final_{metric}"] = final.get(metric)
-        if metric in best:
             row[f"best_{metric}"] = best.get(metric)
     for o in row["overrides"]:
         if "=" in o:
@@ -235,8 +239,6 @@ def load_sweep_rows(folder) -> list[dict]:
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and set(v) == {"value"} or (isinstance(v, dict) and "value" in v and "desc" in v):
-            v = v["value"]  # wandb's config.yaml wraps each value
         if isinstance(v, dict):
             out.update(_flatten(v, f"{prefix}{k}."))
         else:
@@ -254,28 +256,71 @@ def _row_from_wandb(name: str, config: dict, summary: dict) -> dict:
     for metric in ("AP", "AR", "PCKh"):
         row[f"final_{metric}"] = summary.get(f"val/{metric}")
     row["gflops"] = summary.get("model/gflops", config.get("gflops"))
-    row["images_per_s"] = summary.get("train/images_per_s")
+    row["images_per_s"] = summary.get("train/images_per_s", summary.get("train/images_per_sec"))
     return _normalise_row(row)
 
 
-def load_wandb_rows(source) -> list[dict]:
-    """Rows from wandb runs: a folder holding offline/online run folders (``wandb/offline-run-*``,
-    read from their ``files/config.yaml`` and ``files/wandb-summary.json``, no account needed), or an
-    ``entity/project`` path read through the wandb API (needs a login)."""
-    import yaml
+def _wandb_log_records(path: Path):
+    """The protobuf records of a wandb run file (``run-<id>.wandb``: a LevelDB-style log of 32 KiB
+    blocks after a 7-byte ``:W&B`` header; each chunk has a 7-byte header of crc, length and type
+    full/first/middle/last). Offline runs keep their config and summary only there."""
+    import struct
 
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path}: not a wandb run file (no :W&B header)")
+    pos, block, pending = 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if pos + 7 + length > len(data):  # a run still being written: stop at its last whole record
+            break
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 0:
+            continue
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+            pending = b""
+
+
+def read_wandb_run_file(path) -> tuple[str, dict, dict]:
+    """(run name, config, final summary) of a wandb run file, e.g. an offline run's
+    ``wandb/offline-run-<time>-<id>/run-<id>.wandb``, without an account or the network."""
+    path = Path(path)
+    name, config, summary = path.stem.removeprefix("run-"), {}, {}
+    for record in _wandb_log_records(path):
+        kind = record.WhichOneof("record_type")
+        items = {"run": lambda r: r.run.config.update, "config": lambda r: r.config.update,
+                 "summary": lambda r: r.summary.update}.get(kind)
+        if items is None:
+            continue
+        if kind == "run" and record.run.display_name:
+            name = record.run.display_name
+        target = summary if kind == "summary" else config
+        for item in items(record):
+            key = item.key or "/".join(item.nested_key)
+            if not key.startswith("_"):
+                target[key] = json.loads(item.value_json)
+    return name, config, summary
+
+
+def load_wandb_rows(source) -> list[dict]:
+    """Rows from wandb runs: a folder holding run folders (offline or synced: ``run-<id>.wandb``,
+    read without an account), or an ``entity/project`` path read through the wandb API (needs a login)."""
     path = Path(source)
     if path.exists():
-        runs = sorted({p.parent.parent for p in path.rglob("files/wandb-summary.json")})
-        if not runs:
-            raise FileNotFoundError(f"{path}: no wandb run folders (files/wandb-summary.json) below it")
-        rows = []
-        for run in runs:
-            config_file = run / "files" / "config.yaml"
-            config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
-            summary = json.loads((run / "files" / "wandb-summary.json").read_text())
-            rows.append(_row_from_wandb(run.name, config or {}, summary))
-        return rows
+        files = sorted(path.rglob("run-*.wandb"))
+        if not files:
+            raise FileNotFoundError(f"{path}: no wandb run files (run-<id>.wandb) below it")
+        return [_row_from_wandb(*read_wandb_run_file(f)) for f in files]
     import wandb
 
     return [_row_from_wandb(r.name, dict(r.config), dict(r.summary)) for r in wandb.Api().runs(str(source))]
@@ -329,7 +374,7 @@ def plot_accuracy_vs_cost(rows, cost: str = "gflops", ax=None, paper: bool = Tru
     ax.set_xlabel({"gflops": "GFLOPs (multiply-adds per image)", "images_per_s": "training images/s"}.get(cost, cost))
     ax.set_ylabel("AP (%)" if scale == 100 else metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
@@ -357,7 +402,7 @@ def plot_ap_by_factor(rows, factor: str, ax=None, paper: bool = True):
     ax.set_xlabel(factor)
     ax.set_ylabel("AP (%)" if scale == 100 else metric)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
     return ax
 
 
@@ -382,6 +427,26 @@ def sweep_table_text(rows) -> str:
     widths = [max(len(x) for x in col) for col in zip(cols, *body)]
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in (cols, *body)]
     return "\n".join(lines + [f"{r.get('job')}: {r.get('status')} {r.get('error') or ''}".rstrip() for r in bad])
+
+
+def plot_keypoint_oks_best_worst(runs, ax=None, metric: str = "val/AP"):
+    """Per keypoint, the mean OKS (``val/per_keypoint/oks/<name>``, logged at each validation) of the
+    best and the worst job of a sweep by best ``metric`` (``sweeps.load_sweep`` records). Returns None
+    when no job logged per-keypoint figures."""
+    prefix = "val/per_keypoint/oks/"
+    done = sorted((r for r in runs if r.best.get(metric) is not None), key=lambda r: r.best[metric])
+    if not done or not any(k.startswith(prefix) for k in done[-1].best):
+        return None
+    ax = _axis(ax, (9, 3.5))
+    names = [k[len(prefix):] for k in done[-1].best if k.startswith(prefix)]
+    width = 0.4
+    for shift, run in ((-width / 2, done[0]), (width / 2, done[-1])):
+        values = [run.best.get(prefix + n, float("nan")) for n in names]
+        ax.bar(np.arange(len(names)) + shift, values, width, label=f"job {run.job}: {metric} {run.best[metric]:.3f}")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize="small")
+    ax.set_ylabel("mean OKS")
+    _legend(ax)
+    return ax
 
 
 def sweep_figures(rows, out_dir, paper: bool = True) -> list[Path]:
