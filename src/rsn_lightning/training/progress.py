@@ -2,10 +2,10 @@
 
 Lightning's rich bar redraws one terminal line and writes nothing useful to a file, so a SLURM job's log
 stays silent for a whole epoch. ``progress_bar()`` keeps the rich bar in terminals and otherwise returns
-``PlainProgress``, which prints lines such as::
+``PlainProgress``, which prints lines such as (a 2-epoch quickstart on 96 images, a line every 2 steps)::
 
-    epoch 3/12  step 50/93  loss 0.8123  lr 1.52e-03  181.4 img/s  ETA 0:04:10
-    epoch 3/12  validation  val/AP 0.5123  val/AR 0.5804  (6.2 s)
+    epoch 1/2  step 4/6  loss 996.5795  lr 8.00e-04  96.8 img/s  ETA 0:00:03
+    epoch 1/2  validation  val/AP 0.0000  val/AR 0.0000  (0.3 s)
 """
 
 from __future__ import annotations
