@@ -36,15 +36,21 @@ if not OmegaConf.has_resolver("cwd"):
 
 
 def config_dir() -> str:
-    """The repository's conf/ (editable install), or RSN_CONF_DIR."""
+    """Where the Hydra configs are: RSN_CONF_DIR if set, else the ``conf/`` shipped inside the installed
+    package (a wheel or ``pip install .``: setup.py copies the repository's conf/ there), else the
+    checkout's top-level ``conf/`` (editable install)."""
     env = os.environ.get("RSN_CONF_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[3] / "conf"
-    if not (path / "train.yaml").is_file():
-        raise FileNotFoundError(
-            f"Hydra configs not found at {path} (no train.yaml). Install the project editable from its clone "
-            "(bash scripts/setup.sh) or point RSN_CONF_DIR at its conf/ folder."
-        )
-    return str(path)
+    package_dir = Path(__file__).resolve().parents[1]
+    candidates = [Path(env)] if env else [package_dir / "conf", package_dir.parents[1] / "conf"]
+    for path in candidates:
+        if (path / "train.yaml").is_file():
+            return str(path)
+    raise FileNotFoundError(
+        f"Hydra configs not found (no train.yaml in {', '.join(map(str, candidates))}). "
+        + ("RSN_CONF_DIR must point at a conf/ folder like the repository's." if env else
+           "Install the package from its wheel or with pip install ., or editable from its clone "
+           "(bash scripts/setup.sh), or point RSN_CONF_DIR at a conf/ folder.")
+    )
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -1,0 +1,295 @@
+"""Every shell command of the README (and docs/*.md) runs as written.
+
+The commands are read from the fenced ``bash``/``sh`` blocks and run verbatim, each through the
+virtual environment's console script, in a subprocess, from a temporary folder outside the repository
+(the venv's bin first on PATH, as after ``. .venv/bin/activate``). A test may only append to a command:
+the size-limiting overrides below, and for COCO the ../shared mini set in place of /data/coco. The table
+COMMANDS says how each command is run; a command with no entry fails, and so does an entry that no
+longer matches a command, so the docs and this test cannot drift apart.
+
+To add a README command: add its exact text (trailing ``# comment`` removed) to COMMANDS with ``Run``
+(append size limits, name the files it reads), ``Compose`` (cannot run here: say why; composed with
+``--cfg job``) or ``NotRun`` (not a tool call, or run by CI itself: say why).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared"
+COCO_MINI = SHARED / "data" / "coco_mini"
+FIXTURES = SHARED / "fixtures" / "rsn_checkpoints"
+VENV_BIN = Path(sys.executable).parent
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+# ---- the only things a test appends to a command ----------------------------------------------------
+# one training and one validation batch on CPU (Lightning's fast_dev_run; also logs to CSV)
+FDR = ("debug=fdr",)
+# the quickstart on 16 synthetic images, 2 steps, one validation: a real run that writes a checkpoint
+QUICK = ("data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.batch_size=8", "trainer.max_epochs=1",
+         "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1")
+# ../shared/data/coco_mini (4 val2017 images, 14 people, 118 detections) in place of a COCO 2017 root:
+# the data-root override a COCO command gets here (both splits are the mini set)
+COCO_MINI_DATA = tuple(
+    f"data.{key}={COCO_MINI / name}" for key, name in (
+        ("root", ""), ("train_ann_file", "test_coco.json"), ("train_image_dir", ""),
+        ("val_ann_file", "test_coco.json"), ("val_image_dir", ""), ("det_file", "test_coco_det_AP_H_56.json"))
+)
+# a COCO preset's trainer is DDP over every GPU with 16-mixed precision; here there is no GPU
+ON_CPU = ("trainer=cpu", "data.batch_size=2", "data.num_workers=0")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run ``part`` of the command (the whole command by default) with ``append`` added; ``inputs`` are
+    the files the command names, made in its working folder first; ``expect`` must appear in stdout."""
+
+    append: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    expect: str | None = None
+    part: str | None = None
+    part_reason: str | None = None  # why the rest of the command is not run
+
+
+@dataclass(frozen=True)
+class Compose:
+    """Cannot run here (the reason); the command is composed verbatim with ``--cfg job`` instead
+    (a multirun: every job of its sweep is composed, Hydra's config included)."""
+
+    reason: str
+    needs_module: str | None = None  # an optional plugin without which nothing can be composed
+
+
+@dataclass(frozen=True)
+class NotRun:
+    reason: str
+
+
+COMMANDS: dict[str, Run | Compose | NotRun] = {
+    # README: one way to call the tools
+    ". .venv/bin/activate": NotRun("a shell builtin, not a tool: this test puts the venv's bin first on PATH, "
+                                   "which is what activating does"),
+    # README: Quickstart
+    "bash scripts/setup.sh && .venv/bin/rsn-train experiment=quickstart": Run(
+        QUICK, expect="Validation (best checkpoint)", part=".venv/bin/rsn-train experiment=quickstart",
+        part_reason="bash scripts/setup.sh creates .venv: CI runs it itself (.ci/run) before this test"),
+    "bash scripts/setup.sh && .venv/bin/python -m pytest": NotRun(
+        "the test suite itself: exactly what CI runs (.ci/run)"),
+    # README: Installed as a package, and your own configs
+    "rsn-train --config-dir my_configs experiment=my_tiny": Run(
+        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (best checkpoint)"),
+    'rsn-train "hydra.searchpath=[file://my_configs]" experiment=my_tiny': Run(
+        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (best checkpoint)"),
+    # README: Training on COCO and MPII
+    "rsn-train experiment=coco_rsn18_256x192 data.root=/data/coco "
+    "data.det_file=/data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json": Run(
+        (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="Validation"),
+    "rsn-train experiment=coco_4xrsn50_384x288 trainer=ddp": Compose(
+        "DDP over every GPU of a node with 16-mixed precision: needs GPUs"),
+    "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 model.net.num_stages=1,2,4": Compose(
+        "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
+    # README: Using published weights (fixture weights in both layouts stand for the downloads)
+    "rsn-convert --from official iter-96000.pth rsn18_official.pth": Run(
+        inputs=("iter-96000.pth",), expect="rsn18_official.pth"),
+    "rsn-convert --from mmpose rsn18_coco_256x192.pth rsn18_mmpose.pth": Run(
+        inputs=("rsn18_coco_256x192.pth",), expect="rsn18_mmpose.pth"),
+    "rsn-eval ckpt_path=rsn18_mmpose.pth experiment=coco_rsn18_256x192 data.root=/data/coco": Run(
+        (*COCO_MINI_DATA, *ON_CPU, "+trainer.limit_val_batches=2"), inputs=("rsn18_mmpose.pth", "coco_mini"),
+        expect="AP"),
+    # README: Inference, pictures, export (a quickstart checkpoint stands for model.ckpt)
+    "rsn-predict ckpt_path=model.ckpt input=photos/ detections=person_dets.json": Run(
+        inputs=("model.ckpt", "photos/", "person_dets.json"), expect="people in 4 images"),
+    "rsn-export model.ckpt model.onnx --input-size 192 256": Run(
+        inputs=("model.ckpt",), expect="onnxruntime vs PyTorch"),
+    "rsn-bench --model rsn18 --input 192 256 --batch 32": Run(("--batch", "2", "--steps", "1"), expect="images/s"),
+    "python scripts/bench_data.py": Run(
+        ("--seconds", "0.2", "--rounds", "1"), inputs=("scripts/", "coco_mini"), expect="/s"),
+}
+
+
+# ---- reading the docs -----------------------------------------------------------------------------------
+FENCE = re.compile(r"^```(bash|sh|shell)\s*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def doc_commands() -> list[tuple[str, str]]:
+    """(doc file, command) for every command line of the docs' shell blocks; comment lines and trailing
+    ``# comments`` dropped, backslash continuations joined."""
+    found = []
+    for doc in DOCS:
+        for match in FENCE.finditer(doc.read_text()):
+            for line in match.group(2).replace("\\\n", " ").splitlines():
+                line = re.sub(r"\s+#.*$", "", line).strip()
+                if line and not line.startswith("#"):
+                    found.append((doc.name, re.sub(r"\s+", " ", line)))
+    return found
+
+
+DOC_COMMANDS = doc_commands()
+
+
+def test_every_doc_command_has_an_entry_and_every_entry_a_command():
+    documented = {cmd for _, cmd in DOC_COMMANDS}
+    missing = [f"{doc}: {cmd}" for doc, cmd in DOC_COMMANDS if cmd not in COMMANDS]
+    stale = sorted(set(COMMANDS) - documented)
+    assert not missing, "commands of the docs with no entry in COMMANDS (add one):\n" + "\n".join(missing)
+    assert not stale, "entries of COMMANDS that no doc shows any more (remove or update them):\n" + "\n".join(stale)
+    for cmd, how in COMMANDS.items():
+        if isinstance(how, Run) and how.part is not None:
+            assert how.part in cmd and how.part_reason, cmd
+
+
+# ---- the files commands read ------------------------------------------------------------------------
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path}: ../shared beside the project's root (development and CI) has it")
+    return path
+
+
+def _fixture_state_dict(layout: str) -> dict:
+    sys.path.insert(0, str(_need(FIXTURES)))
+    try:
+        from make_weights import make_state_dict
+    finally:
+        sys.path.remove(str(FIXTURES))
+    return make_state_dict(FIXTURES / f"{layout}_rsn18_keys.json")
+
+
+def _official(cwd: Path) -> None:
+    import torch
+
+    torch.save({"model": _fixture_state_dict("official"), "iteration": 96000}, cwd / "iter-96000.pth")
+
+
+def _mmpose(cwd: Path) -> None:
+    import torch
+
+    torch.save({"meta": {"epoch": 210}, "state_dict": _fixture_state_dict("mmpose")}, cwd / "rsn18_coco_256x192.pth")
+
+
+def _mmpose_converted(cwd: Path) -> None:
+    from rsn_lightning.models.convert import main as convert
+
+    _mmpose(cwd)
+    convert(["--from", "mmpose", str(cwd / "rsn18_coco_256x192.pth"), str(cwd / "rsn18_mmpose.pth")])
+
+
+def _photos(cwd: Path) -> None:
+    (cwd / "photos").mkdir()
+    for image in sorted(_need(COCO_MINI).glob("*.jpg")):
+        shutil.copy2(image, cwd / "photos" / image.name)
+
+
+def _detections(cwd: Path) -> None:
+    shutil.copy2(_need(COCO_MINI / "test_coco_det_AP_H_56.json"), cwd / "person_dets.json")
+
+
+def _my_configs(cwd: Path) -> None:
+    """The README's own example file: the yaml block after the first mention of its path."""
+    readme = (REPO / "README.md").read_text()
+    name = "my_configs/experiment/my_tiny.yaml"
+    start = readme.index(name)
+    block = re.compile(r"^```yaml\s*\n(.*?)^```", re.MULTILINE | re.DOTALL).search(readme, start)
+    (cwd / name).parent.mkdir(parents=True)
+    (cwd / name).write_text(block.group(1))
+
+
+def _scripts(cwd: Path) -> None:
+    # a script of the source checkout, which the README runs from the clone's root
+    (cwd / "scripts").symlink_to(REPO / "scripts", target_is_directory=True)
+
+
+INPUTS: dict[str, Callable[[Path], None]] = {
+    "coco_mini": lambda cwd: _need(COCO_MINI),
+    "iter-96000.pth": _official,
+    "rsn18_coco_256x192.pth": _mmpose,
+    "rsn18_mmpose.pth": _mmpose_converted,
+    "photos/": _photos,
+    "person_dets.json": _detections,
+    "my_configs/": _my_configs,
+    "scripts/": _scripts,
+}
+
+
+@pytest.fixture(scope="module")
+def quickstart_checkpoint(tmp_path_factory) -> Path:
+    """model.ckpt of the README: what the README's quickstart command (size-limited) writes."""
+    cwd = tmp_path_factory.mktemp("quickstart")
+    _run_tool(["rsn-train", "experiment=quickstart", *QUICK], cwd)
+    (checkpoint,) = (cwd / "logs" / "train" / "runs").glob("*/checkpoints/best_ap_epoch*.ckpt")
+    return checkpoint
+
+
+# ---- running ----------------------------------------------------------------------------------------
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RSN_")}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["OMP_NUM_THREADS"] = "1"
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def _run_tool(argv: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    tool = argv[0].removeprefix(".venv/bin/")
+    exe = shutil.which(tool, path=str(VENV_BIN))
+    assert exe, f"{argv[0]} is not a console script of the venv ({VENV_BIN})"
+    proc = subprocess.run([exe, *argv[1:]], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (f"{shlex.join(argv)} exited {proc.returncode} in {cwd}\n"
+                                  f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _compose_multirun(argv: list[str]) -> None:
+    """Every job of a sweep, composed as Hydra's launcher would (no console script can: Hydra refuses
+    ``-m`` with ``--cfg``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from rsn_lightning.cli.common import config_dir
+
+    assert argv[0] == "rsn-train" and argv[1] == "-m", argv
+    parsed = OverridesParser.create().parse_overrides(argv[2:])
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    assert len(jobs) > 1
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        for job in jobs:
+            cfg = compose("train", overrides=list(job), return_hydra_config=True)
+            OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+
+@pytest.mark.parametrize("doc,command", DOC_COMMANDS, ids=[c[:60] for _, c in DOC_COMMANDS])
+def test_doc_command_runs_as_written(doc, command, tmp_path, request):
+    how = COMMANDS.get(command)
+    if how is None:
+        pytest.fail(f"{doc}: no entry in COMMANDS for {command!r}")
+    if isinstance(how, NotRun):
+        pytest.skip(how.reason)
+    argv = shlex.split(how.part or command) if isinstance(how, Run) else shlex.split(command)
+    if isinstance(how, Compose):
+        if how.needs_module:
+            pytest.importorskip(how.needs_module, reason=f"{how.reason}; composing it needs {how.needs_module}")
+        if "-m" in argv:
+            _compose_multirun(argv)
+        else:
+            _run_tool([*argv, "--cfg", "job"], tmp_path)
+        return
+    for name in how.inputs:
+        if name == "model.ckpt":
+            shutil.copy2(request.getfixturevalue("quickstart_checkpoint"), tmp_path / "model.ckpt")
+        else:
+            INPUTS[name](tmp_path)
+    proc = _run_tool([*argv, *how.append], tmp_path)
+    if how.expect:
+        assert how.expect in proc.stdout, proc.stdout[-4000:]
