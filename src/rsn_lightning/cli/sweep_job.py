@@ -176,6 +176,10 @@ class JobRecord:
         self._slot = share_machine(cfg)
 
 
+_LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+_ENV_BEFORE_FIRST_JOB: dict | None = None
+
+
 def relaunch_ranks_as_this_job() -> None:
     """Make Lightning's DDP re-launch of the other ranks run this job, not the sweep: Lightning re-runs
     ``sys.argv`` (inside a multirun: ``-m`` and every swept value, which would start the whole sweep again
@@ -184,6 +188,20 @@ def relaunch_ranks_as_this_job() -> None:
     hydra_cfg = _hydra()
     if not _is_multirun(hydra_cfg):
         return
+    # Lightning leaves the previous job's process group and rank variables (LOCAL_RANK, ...) in this
+    # process, which would make the next job of the sweep talk to the previous job's (gone) ranks
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    global _ENV_BEFORE_FIRST_JOB
+    if _ENV_BEFORE_FIRST_JOB is None:
+        _ENV_BEFORE_FIRST_JOB = {k: os.environ.get(k) for k in _LAUNCH_ENV}
+    for key, value in _ENV_BEFORE_FIRST_JOB.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
     with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir

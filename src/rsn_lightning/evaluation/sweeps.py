@@ -270,6 +270,8 @@ _TEXT_COLUMNS = {"job", "status", "model", "input_size", "prm", "error", "output
 def _typed(column: str, text: str, swept: set[str]):
     if text == "":
         return None
+    if column == "prm" and text in ("True", "False"):  # a bool, or the name of a PRM placement
+        return text == "True"
     if column in swept or column in _TEXT_COLUMNS:
         return text
     if column in _INT_COLUMNS:
