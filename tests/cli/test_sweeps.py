@@ -154,6 +154,11 @@ def test_one_wandb_run_per_job_named_by_its_swept_value_in_one_group(sweep):
     assert [r["exit_code"] for r in runs] == [0, 0, 1]
     assert [r["status"] for r in runs] == ["ok", "ok", "failed"]
     assert all(r["params_m"] > 0 and r["gflops"] > 0 for r in runs)
+    # the README's upload of every sweep's offline runs finds the three (--dry-run: no account, no network)
+    env = {**user_env(tmp), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run("wandb sync --dry-run logs/train/multiruns/*/*/wandb/offline-run-*", shell=True, cwd=tmp,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Would sync 3 run(s)" in proc.stdout + proc.stderr, proc.stderr[-2000:]
 
 
 def test_eval_of_a_sweep_checkpoint_joins_its_group(sweep):
