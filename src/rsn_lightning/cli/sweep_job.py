@@ -209,31 +209,36 @@ def relaunch_ranks_as_this_job() -> None:
 
 def share_machine(cfg: DictConfig):
     """Jobs that the joblib launcher runs side by side (``hydra.launcher.n_jobs`` at once) share the
-    machine: each sets torch to cores / n_jobs threads, and a GPU job takes the first free slot of
-    ``trainer.devices`` GPUs (slot k: GPUs k*devices ... k*devices + devices - 1), held with a file lock
-    in the sweep folder until the job ends. Returns the open lock file (None when nothing is shared)."""
+    machine: each sets torch to cores / n_jobs threads, and a GPU job takes the GPU of the first free slot
+    (slot k: GPU k), held with a file lock in the sweep folder until the job ends. One device per job:
+    Lightning starts the ranks of a multi-device job by re-running the command line, which a joblib worker
+    process does not have. Returns the open lock file (None when nothing is shared)."""
     import torch
 
     hydra_cfg = _hydra()
     launcher = hydra_cfg.launcher if hydra_cfg is not None else {}
     if "joblib" not in str(launcher.get("_target_", "")).lower():
         return None
+    devices = cfg.trainer.get("devices")
+    if devices != 1:
+        raise ValueError(f"trainer.devices={devices}: jobs run by hydra/launcher=joblib use one device each "
+                         "(e.g. trainer=gpu); multi-device (DDP) jobs run with the default launcher or "
+                         "hydra/launcher=slurm")
     cores = os.cpu_count() or 1
     n_jobs = int(launcher.get("n_jobs") or 1)
     n_jobs = cores if n_jobs < 0 else max(1, n_jobs)
     torch.set_num_threads(max(1, cores // n_jobs))
-    devices = cfg.trainer.get("devices")
     uses_gpu = str(cfg.trainer.get("accelerator")) in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-    if n_jobs == 1 or not uses_gpu or not isinstance(devices, int) or devices < 1:
+    if n_jobs == 1 or not uses_gpu:
         log.info("joblib job: %d torch threads", torch.get_num_threads())
         return None
-    if n_jobs * devices > torch.cuda.device_count():
-        raise ValueError(f"hydra.launcher.n_jobs={n_jobs} jobs x trainer.devices={devices} GPUs need "
-                         f"{n_jobs * devices} GPUs; this machine has {torch.cuda.device_count()}")
+    if n_jobs > torch.cuda.device_count():
+        raise ValueError(f"hydra.launcher.n_jobs={n_jobs} GPU jobs at once need {n_jobs} GPUs; this machine has "
+                         f"{torch.cuda.device_count()}")
     slot, lock = take_slot(Path(hydra_cfg.sweep.dir) / ".gpu_slots", n_jobs)
     with open_dict(cfg):
-        cfg.trainer.devices = list(range(slot * devices, (slot + 1) * devices))
-    log.info("joblib job: GPUs %s, %d torch threads", list(cfg.trainer.devices), torch.get_num_threads())
+        cfg.trainer.devices = [slot]
+    log.info("joblib job: GPU %d, %d torch threads", slot, torch.get_num_threads())
     return lock
 
 
