@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -237,3 +238,19 @@ def test_ddp_inside_a_multirun_runs_each_job_once_in_its_own_folder(tmp_path):
     assert sorted(p.name for p in (tmp_path / "logs" / "train").iterdir()) == ["multiruns"]  # no runs/ of a rank
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["0", "1"]
     assert not list(folder.glob("*/.pl_ddp*"))
+
+
+def test_a_job_requeued_by_slurm_resumes_from_its_last_checkpoint(tmp_path):
+    """The same job started again in its folder with SLURM_RESTART_COUNT set (as SLURM does on a requeue)
+    continues from checkpoints/last.ckpt instead of training from scratch."""
+    first = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=1", "test=false", "hydra.run.dir=job")
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = tmp_path / "job" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True, map_location="cpu")["epoch"] == 0
+    again = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=2", "test=false", "hydra.run.dir=job",
+                env=user_env(tmp_path, SLURM_RESTART_COUNT="1"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    resumed = re.search(r"resuming from (\S+/job/checkpoints/last\S*\.ckpt)", output)
+    assert resumed, output[-3000:]
+    assert f"Restored all states from the checkpoint at {resumed[1]}" in output  # Lightning's own word
