@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.cli.sweep_job import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def settings_unlike_checkpoint(net, cfg: DictConfig) -> list[str]:
     return diffs
 
 
-def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
+def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]:
     from hydra.utils import instantiate
 
     from rsn_lightning import load_model
@@ -51,7 +52,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
         )
     module = RSNLitModule(net=net, test=cfg.model.get("test"), output_dir=cfg.paths.output_dir)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[record.callback] if record else [])
     trainer.validate(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     out = Path(cfg.paths.output_dir)
@@ -65,8 +66,11 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    metrics, paths = evaluate(cfg)
-    print_report(metrics, paths, f"Evaluation of {cfg.ckpt_path}")
+    metrics = {}
+    with JobRecord(cfg) as record:  # job_result.json, as rsn-train's jobs: rsn-eval -m sweeps get a summary too
+        metrics, paths = evaluate(cfg, record)
+        record.done(metrics, str(cfg.ckpt_path))
+        print_report(metrics, paths, f"Evaluation of {cfg.ckpt_path}")
     return metrics.get(cfg.get("monitor", "val/AP"))
 
 

@@ -10,19 +10,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
+from rsn_lightning.cli.sweep_job import JobRecord, relaunch_ranks_as_this_job, requeued_checkpoint
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig) -> tuple[dict, dict]:
+def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]:
     """Train and/or evaluate as the config says; returns (metrics, paths)."""
     from hydra.utils import instantiate
 
     start_run(cfg)
+    if record is not None:
+        record.share_machine(cfg)
+    relaunch_ranks_as_this_job()
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
@@ -33,7 +37,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last "
                         "%d epoch(s) are never validated, and eval_checkpoint=best takes the best validated "
                         "checkpoint", trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     best, evaluated, evaluated_ckpt = "", "", None
@@ -74,8 +79,12 @@ def _report_title(evaluated: str, checkpoint: str) -> str:
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics, paths = train(cfg)
-    print_report(metrics, paths, _report_title(paths.pop("evaluated"), paths["checkpoint"]))
+    metrics = {}
+    # job_result.json (also on failure), the wandb run finished; in a multirun a failure does not stop the sweep
+    with JobRecord(cfg) as record:
+        metrics, paths = train(cfg, record)
+        record.done(metrics, paths["checkpoint"])
+        print_report(metrics, paths, _report_title(paths.pop("evaluated"), paths["checkpoint"]))
     # the value an hparams_search sweeper optimises
     return metrics.get(cfg.get("monitor", "val/AP"))
 

@@ -11,6 +11,7 @@ global rank, for third-party code that draws from those.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import random
 from pathlib import Path
@@ -186,7 +187,13 @@ class PoseDataModule(pl.LightningDataModule):
         params = {k: v for k, v in self.synthetic.items() if v is not None}
         if "image_size" in params:
             params["image_size"] = tuple(int(v) for v in params["image_size"])
-        out = generate(self.root, **params)
+        root = Path(self.root)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        # the jobs of a parallel sweep (joblib, submitit, SLURM) share the root: one generates, the others
+        # wait for it and reuse the set (generating twice at once deletes files the other job writes)
+        with (root.parent / f".{root.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            out = generate(root, **params)
         if not out.get("reused"):
             log.info("generated the synthetic data set in %s", self.root)
 

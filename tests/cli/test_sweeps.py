@@ -1,0 +1,256 @@
+"""Sweeps as a user types them: `rsn-train -m ...` from a folder outside the repo, with no path overrides.
+One tiny 3-job sweep (one job fails on purpose) checks job_result.json, summary.csv/summary.md and the wandb
+runs (read from their offline files); smaller sweeps check the joblib and submitit launchers and DDP inside a
+multirun; the SLURM launcher is composed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from rsn_lightning.evaluation.sweeps import load_summary, summary_rows
+
+BIN = Path(sys.executable).parent
+# size-limiting overrides: a 12-image synthetic set at 64x96, 2 batches per epoch
+TINY = [
+    "experiment=quickstart", "callbacks=model_checkpoint",
+    "data.synthetic.num_train=12", "data.synthetic.num_val=4", "data.batch_size=4", "data.input_size=[64,96]",
+    "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1",
+    "+trainer.enable_progress_bar=false", "+trainer.num_sanity_val_steps=0",
+]
+COLUMNS = ["job", "status", "model.optimizer.lr", "model", "input_size", "num_stages", "width_mult", "prm",
+           "params_m", "gflops", "final_AP", "final_AR", "best_AP", "best_AR", "images_per_s", "wall_time_s",
+           "error", "output_dir"]
+
+
+def user_env(tmp: Path, **extra) -> dict:
+    """The environment of a user without wandb credentials (no key, no netrc), one thread per job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RSN_"))}
+    return {**env, "NETRC": str(tmp / "no-netrc"), "OMP_NUM_THREADS": "1", **extra}
+
+
+def rsn(tmp: Path, app: str, *args: str, env: dict | None = None, timeout: int = 300):
+    return subprocess.run([str(BIN / app), *args], cwd=tmp, env=env or user_env(tmp), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def only_sweep(tmp: Path) -> Path:
+    sweeps = list((tmp / "logs" / "train" / "multiruns").iterdir())
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0]
+
+
+def wandb_records(path: Path):
+    """The records of an offline wandb run file (``run-<id>.wandb``): a W&B header, then LevelDB-log framing
+    (32 KiB blocks of [crc32, length, type] + payload) around protobuf ``Record`` messages."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, chunk = path.read_bytes(), 7, b""
+    assert data[:4] == b":W&B", f"{path} is not a wandb run file"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(chunk)
+            chunk = b""
+            yield record
+
+
+def wandb_runs(folder: Path) -> list[dict]:
+    runs = []
+    for path in sorted(folder.glob("**/wandb/offline-run-*/run-*.wandb")):
+        run = {"folder": path.parents[2]}
+        for record in wandb_records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                run.update(name=record.run.display_name, group=record.run.run_group, job_type=record.run.job_type,
+                           tags=list(record.run.tags))
+            elif kind == "exit":
+                run["exit_code"] = record.exit.exit_code
+            elif kind == "summary":
+                run.update({item.key: json.loads(item.value_json) for item in record.summary.update if item.key})
+        runs.append(run)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """lr=1e-3 and 2e-3 train; lr=-1 fails in configure_optimizers, after its wandb run has started."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    proc = rsn(tmp, "rsn-train", "-m", *TINY, "logger=many_loggers", "trainer.max_epochs=2",
+               "model.optimizer.lr=1e-3,2e-3,-1")
+    return tmp, only_sweep(tmp), proc
+
+
+def test_sweep_leaves_a_summary_with_every_job_and_keeps_the_failed_one(sweep):
+    tmp, folder, proc = sweep
+    assert proc.returncode == 1, proc.stderr[-3000:]  # a failed job fails the command, after the summary
+    assert "1 of 3 jobs failed (jobs 2)" in proc.stderr
+    assert "Sweep summary (3 jobs, 1 failed)" in proc.stdout
+    with (folder / "summary.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == COLUMNS
+    assert [(r["job"], r["status"], r["model.optimizer.lr"]) for r in rows] == [
+        ("0", "ok", "0.001"), ("1", "ok", "0.002"), ("2", "failed", "-1")]
+    assert "Invalid learning rate" in rows[2]["error"] and rows[2]["final_AP"] == ""
+    md = (folder / "summary.md").read_text().splitlines()
+    assert md[0].startswith("| job | status | model.optimizer.lr |") and len(md) == 2 + 3
+    assert "Invalid learning rate" in md[-1]
+
+    for row in rows[:2]:
+        job = folder / row["job"]
+        result = json.loads((job / "job_result.json").read_text())
+        assert result["status"] == "ok" and result["error"] is None
+        assert f"model.optimizer.lr={row['model.optimizer.lr']}" in result["overrides"]
+        assert (row["model"], row["input_size"], row["num_stages"], row["prm"]) == ("rsn_tiny", "64x96", "1", "True")
+        # the parameter count of the weights the job saved (batch-norm statistics are buffers, not parameters)
+        state = torch.load(result["checkpoint"], weights_only=True, map_location="cpu")["state_dict"]
+        params = sum(v.numel() for k, v in state.items()
+                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+        assert float(row["params_m"]) == pytest.approx(params / 1e6, abs=1e-4)
+        assert 0 < float(row["gflops"]) < 0.26  # the README's 0.26 GMAC of rsn_tiny at 256x192; here 64x96
+        # final and best as logged by the job's own CSV logger: best over the 2 validations during training
+        with (job / "csv" / "metrics.csv").open(newline="") as f:
+            logged = [r for r in csv.DictReader(f) if r.get("val/AP")]
+        assert float(row["final_AP"]) == pytest.approx(float(logged[-1]["val/AP"]))
+        during = logged[:2]
+        assert float(row["best_AP"]) == pytest.approx(max(float(r["val/AP"]) for r in during))
+        assert result["best"]["epoch"] in (0, 1)
+        assert float(row["images_per_s"]) > 0 and float(row["wall_time_s"]) > 0
+
+    # read back as the notebooks do, and rebuilt identically from the job folders without summary.csv
+    loaded = load_summary(folder)
+    assert [r["status"] for r in loaded] == ["ok", "ok", "failed"] and loaded[0]["num_stages"] == 1
+    assert loaded == summary_rows(folder)[1]
+    assert loaded[1]["params_m"] == pytest.approx(float(rows[1]["params_m"]))
+
+
+def test_one_wandb_run_per_job_named_by_its_swept_value_in_one_group(sweep):
+    tmp, folder, proc = sweep
+    runs = wandb_runs(folder)
+    assert [r["folder"].name for r in runs] == ["0", "1", "2"]  # each job's run in its own folder
+    assert [r["name"] for r in runs] == ["lr=0.001", "lr=0.002", "lr=-1"]
+    assert {r["group"] for r in runs} == {folder.name}
+    assert {r["job_type"] for r in runs} == {"train"}
+    assert all({"quickstart", r["name"]} <= set(r["tags"]) for r in runs)
+    # finished when the job ended, also the failed one, with the model's size in the run summary
+    assert [r["exit_code"] for r in runs] == [0, 0, 1]
+    assert [r["status"] for r in runs] == ["ok", "ok", "failed"]
+    assert all(r["params_m"] > 0 and r["gflops"] > 0 for r in runs)
+    # the README's upload of every sweep's offline runs finds the three (--dry-run: no account, no network)
+    env = {**user_env(tmp), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run("wandb sync --dry-run logs/train/multiruns/*/*/wandb/offline-run-*", shell=True, cwd=tmp,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Would sync 3 run(s)" in proc.stdout + proc.stderr, proc.stderr[-2000:]
+
+
+def test_eval_of_a_sweep_checkpoint_joins_its_group(sweep):
+    tmp, folder, _ = sweep
+    checkpoint = json.loads((folder / "0" / "job_result.json").read_text())["checkpoint"]
+    proc = rsn(tmp, "rsn-eval", f"ckpt_path={checkpoint}", "logger=wandb", *TINY[2:6],
+               "experiment=quickstart", "hydra.run.dir=eval_run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run] = wandb_runs(tmp / "eval_run")
+    assert (run["name"], run["group"], run["job_type"]) == ("lr=0.001", folder.name, "eval")
+
+
+def test_wandb_with_a_key_but_no_server_goes_offline_quickly(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = user_env(tmp_path, WANDB_API_KEY="x" * 40, WANDB_BASE_URL=f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    proc = rsn(tmp_path, "rsn-train", *TINY, "logger=wandb", "debug=fdr", "hydra.run.dir=run", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - started < 120  # wandb alone would retry the dead server for minutes
+    assert "logging OFFLINE" in proc.stdout + proc.stderr
+    [run] = wandb_runs(tmp_path / "run")
+    assert run["job_type"] == "train" and run["name"] == "quickstart"  # nothing swept: the experiment's name
+
+
+def hydra_config(tmp: Path, *overrides: str) -> dict:
+    proc = rsn(tmp, "rsn-train", *overrides, "--cfg", "all", "--resolve")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return yaml.safe_load(proc.stdout)["hydra"]
+
+
+def test_slurm_launcher_takes_its_size_from_the_trainer(tmp_path):
+    """`rsn-train -m hydra/launcher=slurm trainer=ddp trainer.devices=4 trainer.num_nodes=2` composed (Hydra
+    refuses -m with --cfg; the launcher's values resolve only with the whole config: --cfg all --resolve)."""
+    launcher = hydra_config(tmp_path, "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                            "trainer.num_nodes=2")["launcher"]
+    assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (4, 4, 2)
+    assert launcher["max_num_timeout"] > 0  # requeued at the time limit: the job resumes from its last.ckpt
+    launcher = hydra_config(tmp_path, "hydra/launcher=slurm")["launcher"]  # any trainer, not only multinode
+    assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (1, 1, 1)
+    proc = rsn(tmp_path, "rsn-train", "hydra/launcher=slurm", "trainer=ddp", "--cfg", "all", "--resolve")
+    assert proc.returncode == 1 and "set trainer.devices=<GPUs per node>" in proc.stderr
+
+
+@pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                                      ["hydra/launcher=submitit_local"]], ids=["joblib", "submitit_local"])
+def test_launchers_run_the_jobs_and_leave_the_summary(launcher, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher" if "joblib" in launcher[0]
+                        else "hydra_plugins.hydra_submitit_launcher", reason="launcher plugins: the dev extra")
+    proc = rsn(tmp_path, "rsn-train", "-m", *TINY, "logger=csv", "trainer.max_epochs=1", *launcher,
+               "model.optimizer.lr=1e-3,2e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = only_sweep(tmp_path)
+    assert [(r["job"], r["status"], r["model.optimizer.lr"]) for r in load_summary(folder)] == [
+        ("0", "ok", "0.001"), ("1", "ok", "0.002")]
+    if "joblib" in launcher[0]:  # two jobs side by side split the cores
+        threads = max(1, (os.cpu_count() or 1) // 2)
+        for job in "01":
+            assert f"joblib job: {threads} torch threads" in (folder / job / "train.log").read_text()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="needs torch.distributed with the gloo backend")
+def test_ddp_inside_a_multirun_runs_each_job_once_in_its_own_folder(tmp_path):
+    """Lightning starts rank 1 by re-running the command line: each job's two ranks train that job, in its
+    folder; the sweep is not started again by a rank and the second job gets ranks of its own."""
+    proc = rsn(tmp_path, "rsn-train", "-m", *TINY, "logger=csv", "trainer.max_epochs=1", "trainer=ddp_cpu",
+               "trainer.strategy=ddp", "model.optimizer.lr=1e-3,2e-3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    assert output.count("Starting with 2 processes") == 2  # both jobs, each with 2 ranks
+    assert output.count("Launching 2 jobs locally") == 1  # the sweep started once
+    folder = only_sweep(tmp_path)
+    assert [r["status"] for r in load_summary(folder)] == ["ok", "ok"]
+    assert sorted(p.name for p in (tmp_path / "logs" / "train").iterdir()) == ["multiruns"]  # no runs/ of a rank
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["0", "1"]
+    assert not list(folder.glob("*/.pl_ddp*"))
+
+
+def test_a_job_requeued_by_slurm_resumes_from_its_last_checkpoint(tmp_path):
+    """The same job started again in its folder with SLURM_RESTART_COUNT set (as SLURM does on a requeue)
+    continues from checkpoints/last.ckpt instead of training from scratch."""
+    first = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=1", "test=false", "hydra.run.dir=job")
+    assert first.returncode == 0, first.stderr[-3000:]
+    last = tmp_path / "job" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True, map_location="cpu")["epoch"] == 0
+    again = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=2", "test=false", "hydra.run.dir=job",
+                env=user_env(tmp_path, SLURM_RESTART_COUNT="1"))
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    resumed = re.search(r"resuming from (\S+/job/checkpoints/last\S*\.ckpt)", output)
+    assert resumed, output[-3000:]
+    assert f"Restored all states from the checkpoint at {resumed[1]}" in output  # Lightning's own word
