@@ -82,23 +82,39 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
                                    "which is what activating does"),
     # README: Quickstart
     "bash scripts/setup.sh && .venv/bin/rsn-train experiment=quickstart": Run(
-        QUICK, expect="Validation (best checkpoint)", part=".venv/bin/rsn-train experiment=quickstart",
+        QUICK, expect="Validation (last checkpoint)", part=".venv/bin/rsn-train experiment=quickstart",
         part_reason="bash scripts/setup.sh creates .venv: CI runs it itself (.ci/run) before this test"),
     "bash scripts/setup.sh && .venv/bin/python -m pytest": NotRun(
         "the test suite itself: exactly what CI runs (.ci/run)"),
     # README: Installed as a package, and your own configs
     "rsn-train --config-dir my_configs experiment=my_tiny": Run(
-        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (best checkpoint)"),
+        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (last checkpoint)"),
     'rsn-train "hydra.searchpath=[file://my_configs]" experiment=my_tiny': Run(
-        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (best checkpoint)"),
+        (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (last checkpoint)"),
     # README: Training on COCO and MPII
     "rsn-train experiment=coco_rsn18_256x192 data.root=/data/coco "
     "data.det_file=/data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="Validation"),
     "rsn-train experiment=coco_4xrsn50_384x288 trainer=ddp": Compose(
         "DDP over every GPU of a node with 16-mixed precision: needs GPUs"),
-    "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 model.net.num_stages=1,2,4": Compose(
+    "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 trainer=ddp trainer.devices=8 "
+    "model.net.num_stages=1,2,4": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
+    "rsn-train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 experiment=coco_rsn18_256x192 trainer=gpu "
+    "model.net.width_mult=0.5,1.0": Run(
+        (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="summary.csv"),
+    # README: Comparing runs (the sweep example, then the upload of its offline wandb runs)
+    "rsn-train -m experiment=quickstart logger=many_loggers model.optimizer.lr=1e-3,2e-3,4e-3": Run(
+        QUICK, expect="summary.csv"),
+    "wandb sync logs/train/multiruns/*/*/wandb/offline-run-*": Run(
+        ("--dry-run",), inputs=("quickstart sweep",), expect="Would sync 3 run(s)"),
+    # README: Error analysis and notebooks (after the quickstart: its run folder in the working folder)
+    'rsn-analyze data/synthetic/annotations/person_keypoints_val.json '
+    '"$(ls -t logs/train/runs/*/results/*.json | head -1)" --out analysis': Run(
+        inputs=("quickstart run",), expect="error_analysis.json"),
+    'rsn-eval experiment=quickstart ckpt_path="$(ls -td logs/train/runs/*/ | head -1)checkpoints/last.ckpt" '
+    'analysis=true': Run(QUICK[:2], inputs=("quickstart run",), expect="error_analysis"),
+    "jupyter execute notebooks/error_analysis.ipynb": Run(inputs=("quickstart run", "notebooks/")),
     # README: Using published weights (fixture weights in both layouts stand for the downloads)
     "rsn-convert --from official iter-96000.pth rsn18_official.pth": Run(
         inputs=("iter-96000.pth",), expect="rsn18_official.pth"),
@@ -204,9 +220,21 @@ def _my_configs(cwd: Path) -> None:
     (cwd / name).write_text(block.group(1))
 
 
-def _scripts(cwd: Path) -> None:
-    # a script of the source checkout, which the README runs from the clone's root
-    (cwd / "scripts").symlink_to(REPO / "scripts", target_is_directory=True)
+def _checkout_folder(name: str) -> Callable[[Path], None]:
+    # scripts/ and notebooks/ of the source checkout, which the README runs from the clone's root
+    return lambda cwd: (cwd / name).symlink_to(REPO / name, target_is_directory=True)
+
+
+def _copy_run(fixture: str) -> Callable[[Path, pytest.FixtureRequest], None]:
+    """The logs/ of an earlier size-limited README command (a fixture's working folder) copied into this
+    one, its generated data/ linked: the state the README's next command starts from."""
+
+    def make(cwd: Path, request: pytest.FixtureRequest) -> None:
+        earlier = request.getfixturevalue(fixture)
+        shutil.copytree(earlier / "logs", cwd / "logs")
+        (cwd / "data").symlink_to(earlier / "data", target_is_directory=True)
+
+    return make
 
 
 INPUTS: dict[str, Callable[[Path], None]] = {
@@ -217,17 +245,38 @@ INPUTS: dict[str, Callable[[Path], None]] = {
     "photos/": _photos,
     "person_dets.json": _detections,
     "my_configs/": _my_configs,
-    "scripts/": _scripts,
+    "scripts/": _checkout_folder("scripts"),
+    "notebooks/": _checkout_folder("notebooks"),
+}
+# inputs made from a module-scoped fixture (an earlier command's run), given the test's request
+RUN_INPUTS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
+    "quickstart run": _copy_run("quickstart_folder"),
+    "quickstart sweep": _copy_run("quickstart_sweep_folder"),
 }
 
 
 @pytest.fixture(scope="module")
-def quickstart_checkpoint(tmp_path_factory) -> Path:
-    """model.ckpt of the README: what the README's quickstart command (size-limited) writes."""
+def quickstart_folder(tmp_path_factory) -> Path:
+    """The folder the README's quickstart command (size-limited) ran in: its logs/ and data/."""
     cwd = tmp_path_factory.mktemp("quickstart")
     _run_tool(["rsn-train", "experiment=quickstart", *QUICK], cwd)
-    (checkpoint,) = (cwd / "logs" / "train" / "runs").glob("*/checkpoints/best_ap_epoch*.ckpt")
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def quickstart_checkpoint(quickstart_folder) -> Path:
+    """model.ckpt of the README: the checkpoint the quickstart reports (its last)."""
+    (checkpoint,) = (quickstart_folder / "logs" / "train" / "runs").glob("*/checkpoints/last.ckpt")
     return checkpoint
+
+
+@pytest.fixture(scope="module")
+def quickstart_sweep_folder(tmp_path_factory) -> Path:
+    """The folder the README's sweep example (size-limited) ran in."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    _run_tool(["rsn-train", "-m", "experiment=quickstart", "logger=many_loggers",
+               "model.optimizer.lr=1e-3,2e-3,4e-3", *QUICK], cwd)
+    return cwd
 
 
 # ---- running ----------------------------------------------------------------------------------------
@@ -239,11 +288,17 @@ def _env() -> dict:
     return env
 
 
-def _run_tool(argv: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+SHELL_SYNTAX = re.compile(r"[$*|;&<>`]")
+
+
+def _run_tool(argv: list[str], cwd: Path, timeout: int = 300, shell_line: str | None = None) -> subprocess.CompletedProcess:
+    """Run a console script of the venv; ``shell_line``: the command uses shell syntax (``$(...)``, globs),
+    so bash runs that line as typed (the first word must still be a tool of the venv)."""
     tool = argv[0].removeprefix(".venv/bin/")
     exe = shutil.which(tool, path=str(VENV_BIN))
     assert exe, f"{argv[0]} is not a console script of the venv ({VENV_BIN})"
-    proc = subprocess.run([exe, *argv[1:]], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
+    command = ["bash", "-c", shell_line] if shell_line else [exe, *argv[1:]]
+    proc = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (f"{shlex.join(argv)} exited {proc.returncode} in {cwd}\n"
                                   f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
     return proc
@@ -257,6 +312,7 @@ def _compose_multirun(argv: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    import rsn_lightning.cli.sweep_job  # noqa: F401  (its resolvers, as rsn-train's import registers them)
     from rsn_lightning.cli.common import config_dir
 
     assert argv[0] == "rsn-train" and argv[1] == "-m", argv
@@ -288,8 +344,12 @@ def test_doc_command_runs_as_written(doc, command, tmp_path, request):
     for name in how.inputs:
         if name == "model.ckpt":
             shutil.copy2(request.getfixturevalue("quickstart_checkpoint"), tmp_path / "model.ckpt")
+        elif name in RUN_INPUTS:
+            RUN_INPUTS[name](tmp_path, request)
         else:
             INPUTS[name](tmp_path)
-    proc = _run_tool([*argv, *how.append], tmp_path)
+    line = how.part or command
+    shell_line = f"{line} {shlex.join(how.append)}" if SHELL_SYNTAX.search(line) else None
+    proc = _run_tool([*argv, *how.append], tmp_path, shell_line=shell_line)
     if how.expect:
         assert how.expect in proc.stdout, proc.stdout[-4000:]
