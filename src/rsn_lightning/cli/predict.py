@@ -35,6 +35,9 @@ def predict(cfg: DictConfig):
         print(f"pictures:     {run.pictures[0].parent} ({len(run.pictures)} PNG)")
     for v in run.videos:
         print(f"video:        {v}")
+    if run.skipped:
+        print(f"skipped {len(run.skipped)} unreadable files or unusable boxes (e.g. {run.skipped[0]['file_name']}: "
+              f"{run.skipped[0]['reason']}): listed in {run.skipped_path}")
     if run.images_without_boxes:
         print(f"no person boxes for {len(run.images_without_boxes)} images/frames (e.g. "
               f"{run.images_without_boxes[0]}): nothing predicted there")
