@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
     from rsn_lightning import load_model
     from rsn_lightning.training.module import RSNLitModule
 
+    validate_config(cfg, "eval")
     start_run(cfg)
     net = load_model(cfg.ckpt_path)
     diffs = settings_unlike_checkpoint(net, cfg)
@@ -59,6 +61,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, dict]:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> float | None:
     metrics, paths = evaluate(cfg)
     print_report(metrics, paths, f"Evaluation of {cfg.ckpt_path}")

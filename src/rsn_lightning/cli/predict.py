@@ -8,6 +8,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rsn_lightning.cli.common import check_config, config_dir
+from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,7 @@ def predict(cfg: DictConfig):
     from rsn_lightning.inference.predictor import Predictor
 
     check_config(cfg)
+    validate_config(cfg, "predict")
     inputs = list(cfg.input) if isinstance(cfg.input, ListConfig) else cfg.input
     input_size = OmegaConf.to_container(cfg.input_size) if cfg.input_size is not None else None
     predictor = Predictor(
@@ -45,6 +47,7 @@ def predict(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

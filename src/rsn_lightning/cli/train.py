@@ -9,6 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Train and/or evaluate as the config says; returns (metrics, paths)."""
     from hydra.utils import instantiate
 
+    validate_config(cfg, "train")
     start_run(cfg)
+    ckpt_path = resolve_last_checkpoint(cfg)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -32,14 +35,14 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
             log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last "
                         "%d epoch(s) are never validated, and the final evaluation takes the best validated "
                         "checkpoint", trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     best, evaluated = "", ""
     if trainer.checkpoint_callback is not None:
         best = trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path or ""
     if cfg.get("test", False):
-        ckpt = best if best else (None if cfg.get("train", True) else cfg.get("ckpt_path"))
+        ckpt = best if best else (None if cfg.get("train", True) else ckpt_path)
         evaluated = ckpt or ("the trained weights in memory" if cfg.get("train", True) else "untrained weights")
         log.info("evaluating %s", evaluated)
         trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)
@@ -72,6 +75,7 @@ def _report_title(evaluated: str, best: str) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> float | None:
     metrics, paths = train(cfg)
     print_report(metrics, paths, _report_title(paths.pop("evaluated"), paths["checkpoint"]))
