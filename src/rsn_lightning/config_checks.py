@@ -231,7 +231,8 @@ def validate_config(cfg: DictConfig, app: str) -> None:
 
 
 def resolve_last_checkpoint(cfg: DictConfig) -> str | None:
-    """``ckpt_path`` with ``last`` replaced by this run folder's last checkpoint; ConfigError saying where it looked when there is none (Lightning would silently start from scratch)."""
+    """``ckpt_path`` with ``last`` replaced by this run folder's last checkpoint; ConfigError saying
+    where it looked when there is none (Lightning would silently start from scratch)."""
     path = cfg.get("ckpt_path")
     if path != "last":
         return path
