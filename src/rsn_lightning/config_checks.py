@@ -25,9 +25,13 @@ ARCH_LIMITS = {"num_stages": (1, 16), "num_keypoints": (1, 1000), "width_mult": 
 MAX_BLOCKS = 64
 
 
-class BadInputError(ValueError):
-    """A user's input (config value, checkpoint, data file) is unusable; the message says which and why.
-    The apps print it without a traceback (``exit_on_bad_input``)."""
+class UserFacingError(Exception):
+    """An error whose message says all a user needs (what, where, what to do): the apps print it
+    without a traceback (``exit_on_bad_input``)."""
+
+
+class BadInputError(UserFacingError, ValueError):
+    """A user's input (config value, checkpoint, data file) is unusable; the message says which and why."""
 
 
 class ConfigError(BadInputError):
@@ -35,7 +39,7 @@ class ConfigError(BadInputError):
 
 
 def exit_on_bad_input(main):
-    """Wrap an app's task function: a BadInputError ends the process with its message alone (exit
+    """Wrap an app's task function: a UserFacingError ends the process with its message alone (exit
     status 2), not a traceback; any other exception keeps its traceback (a bug to report)."""
     import functools
     import sys
@@ -44,7 +48,7 @@ def exit_on_bad_input(main):
     def wrapped(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except BadInputError as err:
+        except UserFacingError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
 
