@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsn_lightning.config_checks import BadInputError
 from rsn_lightning.evaluation.decoding import instance_scores
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
 from rsn_lightning.keypoints import COCO_KEYPOINTS
@@ -407,7 +408,7 @@ class CocoKeypointEvaluator:
             finite = np.isfinite(data["coords"]).all(axis=(1, 2)) & np.isfinite(data["scores"]).all(axis=1)
             finite &= np.isfinite(data["box_scores"])
             if not finite.all():
-                raise ValueError(
+                raise BadInputError(
                     f"{int((~finite).sum())} of {finite.size} predictions have NaN/Inf keypoints or scores "
                     f"(e.g. image ids {data['image_ids'][~finite][:5].tolist()}): the network's outputs are "
                     "not finite (diverged or broken weights), so no AP is computed")

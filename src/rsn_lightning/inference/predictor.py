@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rsn_lightning.config_checks import BadInputError
 from rsn_lightning.data.images import read_image_checked
 from rsn_lightning.evaluation.decoding import decode_heatmaps, instance_scores
 from rsn_lightning.evaluation.flip import flip_test
@@ -284,7 +285,7 @@ class Predictor:
         broken = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
         if broken:
-            raise ValueError(f"the network has NaN/Inf values in {len(broken)} weight tensors (e.g. "
+            raise BadInputError(f"the network has NaN/Inf values in {len(broken)} weight tensors (e.g. "
                              f"{broken[:3]}): a diverged or damaged checkpoint, whose predictions would be "
                              "meaningless; refusing to predict with it")
         self.device = _resolve_device(device)
@@ -328,7 +329,7 @@ class Predictor:
             x = torch.from_numpy(np.ascontiguousarray(batch[start:start + self.batch_size])).to(self.device)
             hm = flip_test(self.net, x, self.spec.flip_index, self.flip_shift) if self.flip else self.net(x)
             if not bool(torch.isfinite(hm).all()):
-                raise ValueError("the network's heatmaps contain NaN/Inf: its predictions would be "
+                raise BadInputError("the network's heatmaps contain NaN/Inf: its predictions would be "
                                  "meaningless; refusing to write them")
             out.append(hm.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.spec.num_keypoints, 1, 1), np.float32)
