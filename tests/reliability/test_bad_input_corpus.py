@@ -664,21 +664,35 @@ def test_dataloader_worker_death_ends_the_run_loudly(synthetic_root, tmp_path, r
 
 
 SAVER_CHILD = textwrap.dedent("""
-    import sys
+    import os, signal, sys, threading
     import pytorch_lightning as pl
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    target, conf_path, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     # the checkpoint writer of the project's trainer config (conf/trainer/default.yaml)
-    conf = OmegaConf.load(sys.argv[2])
+    conf = OmegaConf.load(conf_path)
     plugins = [instantiate(p) for p in conf.get("plugins") or []]
     trainer = pl.Trainer(accelerator="cpu", plugins=plugins or None, logger=False, enable_checkpointing=False)
     io = trainer.strategy.checkpoint_io
     ckpt = {"state_dict": {"w": torch.randn(4 * 1024 * 1024)}, "global_step": 0}
+
+    def die_when_the_target_changes():
+        # the kill lands the moment last.ckpt starts to change on disk, whatever the writer does
+        def key():
+            st = os.stat(target)
+            return st.st_ino, st.st_size, st.st_mtime_ns
+        before = key()
+        while key() == before:
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+
     for step in range(10_000):
         ckpt["global_step"] = step
-        io.save_checkpoint(ckpt, sys.argv[1])
+        if step == 2 and mode == "watch":
+            threading.Thread(target=die_when_the_target_changes, daemon=True).start()
+        io.save_checkpoint(ckpt, target)
         print(step, flush=True)
 """)
 
@@ -696,30 +710,33 @@ def test_kill_during_checkpoint_save_with_tmpdir_on_another_filesystem(tmp_path,
 
     def run():
         torn = []
-        delays = (0.0, 0.02, 0.04, 0.06)
+        modes = ("watch", "0.0", "0.03")  # killed as last.ckpt changes; killed at a time within a save
         env = {**os.environ, "TMPDIR": str(other_fs_tmp), "OMP_NUM_THREADS": "1"}
-        lasts = [tmp_path / f"a{i}" / "last.ckpt" for i in range(len(delays))]
-        # the savers start together (their imports dominate); each is killed at its own point in a save
-        procs = [subprocess.Popen([sys.executable, str(script), str(last), str(trainer_conf)],
-                                  stdout=subprocess.PIPE, text=True, env=env) for last in lasts]
+        lasts = [tmp_path / f"a{i}" / "last.ckpt" for i in range(len(modes))]
+        # the savers start together (their imports dominate)
+        procs = [subprocess.Popen([sys.executable, str(script), str(last), str(trainer_conf), mode],
+                                  stdout=subprocess.PIPE, text=True, env=env) for last, mode in zip(lasts, modes)]
         try:
-            for proc, delay in zip(procs, delays):
+            for proc, mode in zip(procs, modes):
+                if mode == "watch":
+                    proc.wait(timeout=120)
+                    continue
                 saved = -1
                 while saved < 1:  # two complete saves, then kill during a later one
                     line = proc.stdout.readline()
                     if not line:
                         break
                     saved = int(line)
-                time.sleep(delay)
+                time.sleep(float(mode))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            for attempt, last in enumerate(lasts):
+            for mode, last in zip(modes, lasts):
                 try:
                     state = torch.load(last, weights_only=True)
                     if state["state_dict"]["w"].numel() != 4 * 1024 * 1024:
-                        torn.append(attempt)
+                        torn.append(mode)
                 except Exception:  # noqa: BLE001 - a torn file fails in many ways
-                    torn.append(f"{attempt} ({last.stat().st_size if last.exists() else 'no'} bytes)")
+                    torn.append(f"{mode} ({last.stat().st_size if last.exists() else 'no'} bytes)")
         finally:
             for proc in procs:
                 proc.kill()
