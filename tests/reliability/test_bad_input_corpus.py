@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -227,21 +228,35 @@ CONFIG_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,overrides,names", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
-def test_config_value_is_refused_at_the_door(name, overrides, names, tmp_path, record_outcome):
-    (tmp_path / "a_file").write_text("x")
-    overrides = [o.replace("__FILE__", str(tmp_path / "a_file")) for o in overrides]
-    out = tmp_path / "run"
+def run_concurrently(jobs: dict) -> dict:
+    """{name: (app, args, cwd)} -> {name: CompletedProcess}; 3 at a time (start-up is mostly imports)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {name: pool.submit(cli, app, *args, cwd=cwd) for name, (app, args, cwd) in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
 
+
+@pytest.fixture(scope="module")
+def config_runs(tmp_path_factory):
+    """rsn-train with each bad value (a data root that does not exist: any data access would show)."""
+    jobs = {}
+    for name, overrides, _ in CONFIG_CASES:
+        work = tmp_path_factory.mktemp("config")
+        (work / "a_file").write_text("x")
+        overrides = [o.replace("__FILE__", str(work / "a_file")) for o in overrides]
+        jobs[name] = ("rsn-train", train_args(work / "no_data_here", work / "run", *overrides), work)
+    return {name: (proc, jobs[name][2] / "run") for name, proc in run_concurrently(jobs).items()}
+
+
+@pytest.mark.parametrize("name,overrides,names", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_config_value_is_refused_at_the_door(name, overrides, names, config_runs, record_outcome):
     def run():
-        start = time.perf_counter()
-        proc = cli("rsn-train", *train_args(tmp_path / "no_data_here", out, *overrides), cwd=tmp_path)
+        proc, out = config_runs[name]
         verdict, text = cli_error(proc, *names)
         if verdict is None:
             return WRONG, text
-        # before any work: no data was looked at (the data root does not even exist) and no checkpoint
+        # before any work: no checkpoint folder was made
         if verdict == CLEAR and (out / "checkpoints").exists():
-            return RAW, f"work started ({time.perf_counter() - start:.1f} s)"
+            return RAW, "work started"
         return verdict, text
 
     outcome(record_outcome, f"config: {name}", CLEAR, run)
@@ -280,18 +295,26 @@ CKPT_CASES = [("empty", ["empty"]), ("random bytes", ["not a torch checkpoint"])
               ("malicious pickle", ["refused"]), ("tampered arch", ["width_mult"]), ("NaN weights", ["NaN"])]
 
 
-@pytest.mark.parametrize("kind,names", CKPT_CASES, ids=[c[0] for c in CKPT_CASES])
-def test_bad_checkpoint_is_refused_by_rsn_predict(kind, names, ckpt, tmp_path, record_outcome):
-    bad = tmp_path / "bad.pth"
-    _write_bad_checkpoint(kind, bad, ckpt)
-    image = tmp_path / "p.jpg"
-    image.write_bytes(jpeg_bytes())
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def checkpoint_runs(ckpt, tmp_path_factory):
+    """rsn-predict with each bad checkpoint."""
+    jobs = {}
+    for kind, _ in CKPT_CASES:
+        work = tmp_path_factory.mktemp("ckpt_case")
+        bad = work / "bad.pth"
+        _write_bad_checkpoint(kind, bad, ckpt)
+        (work / "p.jpg").write_bytes(jpeg_bytes())
+        jobs[kind] = ("rsn-predict", [f"ckpt_path={bad}", f"input={work / 'p.jpg'}", "device=cpu",
+                                      f"hydra.run.dir={work / 'out'}"], work)
+    return {kind: (proc, jobs[kind][2]) for kind, proc in run_concurrently(jobs).items()}
 
+
+@pytest.mark.parametrize("kind,names", CKPT_CASES, ids=[c[0] for c in CKPT_CASES])
+def test_bad_checkpoint_is_refused_by_rsn_predict(kind, names, checkpoint_runs, record_outcome):
     def run():
-        proc = cli("rsn-predict", f"ckpt_path={bad}", f"input={image}", "device=cpu", f"hydra.run.dir={out}",
-                   cwd=tmp_path, timeout=120)
-        if (tmp_path / "PWNED").exists():
+        proc, work = checkpoint_runs[kind]
+        out = work / "out"
+        if (work / "PWNED").exists():
             return WRONG, "the pickle ran code"
         if "weights_only=False" in proc.stderr or "weights_only` set to `False" in proc.stderr:
             return RAW, "suggests weights_only=False"

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 
 
 def _train(root: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess:
-    args = ["experiment=quickstart", f"data.root={root}", "data.synthetic=null", "trainer.max_epochs=2",
+    args = ["experiment=quickstart", f"data.root={root}", "data.synthetic=null", "trainer.max_epochs=1",
             "trainer.check_val_every_n_epoch=1", "trainer.log_every_n_steps=1", "data.batch_size=8",
             "+model.test.num_vis_images=0", "seed=123",
             f"hydra.run.dir={out}"]
