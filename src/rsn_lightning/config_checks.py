@@ -38,9 +38,20 @@ class ConfigError(BadInputError):
     """One or more config values are out of range; the message lists each with its key."""
 
 
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return False
+
+
 def exit_on_bad_input(main):
     """Wrap an app's task function: a UserFacingError ends the process with its message alone (exit
-    status 2), not a traceback; any other exception keeps its traceback (a bug to report)."""
+    status 2), not a traceback; any other exception keeps its traceback (a bug to report). In a
+    multirun the error propagates as usual, so the sweep records that job as failed."""
     import functools
     import sys
 
@@ -49,10 +60,26 @@ def exit_on_bad_input(main):
         try:
             return main(*args, **kwargs)
         except UserFacingError as err:
+            if _in_multirun():
+                raise  # a sweep records the failed job and goes on; SystemExit would end it
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
 
     return wrapped
+
+
+def load_json(path, what: str):
+    """json.load with errors that name the file (and what it was supposed to be)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
 
 
 def _get(cfg: DictConfig, key: str):

@@ -458,16 +458,21 @@ def _one_image_root(tmp_path, image_bytes: bytes, anns: list[dict]) -> tuple[Pat
     return ann, images
 
 
+def _half_body_samples(ann, images, n: int):
+    """(dataset, whether n half-body training samples of its first person are all finite)."""
+    aug = AugmentConfig(prob_half_body=1.0)
+    ds = CocoKeypointDataset(ann, images, TopDownTransform(INPUT, COCO_KEYPOINTS, True, aug))
+    samples = [ds[(0, seed)] for seed in range(n)]
+    return ds, all(np.isfinite(s["image"]).all() and np.isfinite(s["heatmaps"]).all() for s in samples)
+
+
 def test_collapsed_joints_never_divide_by_zero_in_half_body_crops(tmp_path, record_outcome):
     collapsed = [v for _ in range(17) for v in (40.0, 60.0, 2)]
     ann, images = _one_image_root(tmp_path, jpeg_bytes(), [{"keypoints": collapsed}])
-    aug = AugmentConfig(prob_half_body=1.0)
 
     def run():
-        ds = CocoKeypointDataset(ann, images, TopDownTransform(INPUT, COCO_KEYPOINTS, True, aug))
-        samples = [ds[(0, seed)] for seed in range(20)]
-        ok = all(np.isfinite(s["image"]).all() and np.isfinite(s["heatmaps"]).all() for s in samples)
-        return (CORRECT if ok else WRONG), ""
+        _, finite = _half_body_samples(ann, images, 20)
+        return (CORRECT if finite else WRONG), ""
 
     outcome(record_outcome, "data: all joints on one point (half-body)", CORRECT, run)
 
@@ -477,12 +482,9 @@ def test_huge_coordinates_are_unlabelled_and_counted(tmp_path, record_outcome):
     huge[0:2] = [1e30, 1e30]
     huge[3] = 1e30
     ann, images = _one_image_root(tmp_path, jpeg_bytes(), [{"keypoints": huge}])
-    aug = AugmentConfig(prob_half_body=1.0)
 
     def run():
-        ds = CocoKeypointDataset(ann, images, TopDownTransform(INPUT, COCO_KEYPOINTS, True, aug))
-        samples = [ds[(0, seed)] for seed in range(10)]
-        finite = all(np.isfinite(s["image"]).all() and np.isfinite(s["heatmaps"]).all() for s in samples)
+        ds, finite = _half_body_samples(ann, images, 10)
         counted = ds.skipped.joint_counts.get("beyond the image") == 2 and len(ds) == 1
         return (SKIP if finite and counted else WRONG), ds.skipped.joint_counts
 

@@ -12,7 +12,6 @@ and logged, so an epoch never stops half way and is never trained on.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
+from rsn_lightning.config_checks import load_json
 from rsn_lightning.data.images import SkipReport, probe_image, read_image_checked
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 
@@ -63,18 +63,6 @@ def layout_paths(root, layout: str) -> dict:
     for key, rel in COCO_LAYOUTS[layout].items():
         out[key] = [str(root / r) for r in rel] if isinstance(rel, list) else str(root / rel)
     return out
-
-
-def load_json(path, what: str):
-    """json.load with errors that name the file (and what it was supposed to be)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
 
 
 def keypoint_category(coco: dict, path) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsn_lightning.config_checks import BadInputError
+from rsn_lightning.config_checks import BadInputError, load_json
 from rsn_lightning.evaluation.decoding import instance_scores
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
 from rsn_lightning.keypoints import COCO_KEYPOINTS
@@ -62,15 +62,7 @@ def load_coco_gt(gt_json, backend: str = "pycocotools"):
     if isinstance(gt_json, dict):
         dataset, source = copy.deepcopy(gt_json), "the ground truth"
     else:
-        path = Path(gt_json)
-        if not path.is_file():
-            raise FileNotFoundError(f"COCO ground-truth file not found: {path}")
-        try:
-            with open(path, encoding="utf-8") as f:
-                dataset = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"COCO ground-truth file {path} is not valid JSON: {err}") from err
-        source = str(path)
+        dataset, source = load_json(gt_json, "COCO ground-truth file"), str(gt_json)
     if not isinstance(dataset, dict) or not isinstance(dataset.get("annotations"), list) \
             or not isinstance(dataset.get("images"), list):
         raise ValueError(f"{source} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
@@ -125,14 +117,7 @@ def _person_category(gt) -> dict:
 
 def _load_results(results_json) -> list[dict]:
     if isinstance(results_json, (str, Path)):
-        path = Path(results_json)
-        if not path.is_file():
-            raise FileNotFoundError(f"COCO results file not found: {path}")
-        try:
-            with open(path, encoding="utf-8") as f:
-                results = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"COCO results file {path} is not valid JSON: {err}") from err
+        results = load_json(results_json, "COCO results file")
     else:
         results = results_json
     if isinstance(results, dict):
