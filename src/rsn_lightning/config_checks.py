@@ -247,6 +247,14 @@ def _check_ckpt_path(cfg, p: _Problems, allow_last: bool) -> None:
 
 def validate_config(cfg: DictConfig, app: str) -> None:
     """Check the values ``app`` ('train', 'eval' or 'predict') uses; ConfigError listing every problem."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    from rsn_lightning.cli.common import check_config
+
+    try:
+        check_config(cfg)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key} is required (no default): pass {err.full_key}=...") from None
     p = _Problems()
     if app == "predict":
         _check_predict(cfg, p)

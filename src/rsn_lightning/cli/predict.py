@@ -7,7 +7,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rsn_lightning.cli.common import check_config, config_dir
+from rsn_lightning.cli.common import config_dir
 from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig):
     from rsn_lightning.inference.predictor import Predictor
 
-    check_config(cfg)
     validate_config(cfg, "predict")
     inputs = list(cfg.input) if isinstance(cfg.input, ListConfig) else cfg.input
     input_size = OmegaConf.to_container(cfg.input_size) if cfg.input_size is not None else None
