@@ -34,6 +34,10 @@ class BadInputError(UserFacingError, ValueError):
     """A user's input (config value, checkpoint, data file) is unusable; the message says which and why."""
 
 
+class MissingInputFile(BadInputError, FileNotFoundError):
+    """A file the config names does not exist."""
+
+
 class ConfigError(BadInputError):
     """One or more config values are out of range; the message lists each with its key."""
 
@@ -74,12 +78,12 @@ def load_json(path, what: str):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise MissingInputFile(f"{what} not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+        raise BadInputError(f"{what} {path} is not valid JSON: {e}") from e
 
 
 def _get(cfg: DictConfig, key: str):
