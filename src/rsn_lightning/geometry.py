@@ -36,8 +36,15 @@ def box_to_center_scale(box_xywh, aspect_ratio: float, x_ext: float = 0.0, y_ext
 
 
 def crop_affine(center, scale, rotation: float, output_size, inverse: bool = False) -> np.ndarray:
-    """2x3 affine matrix from image pixels to the ``output_size`` = (W, H) crop (or back if inverse)."""
+    """2x3 affine matrix from image pixels to the ``output_size`` = (W, H) crop (or back if inverse).
+
+    A crop of zero, negative or non-finite size, or a non-finite centre, has no such matrix: ValueError
+    naming the values (callers skip such boxes before they get here)."""
     out_w, out_h = float(output_size[0]), float(output_size[1])
+    if not is_valid_crop(center, scale):
+        raise ValueError(f"degenerate crop: center {tuple(np.asarray(center).tolist())}, "
+                         f"scale {tuple(np.asarray(scale).tolist())} (needs a finite centre and a finite "
+                         "size > 0)")
     sx, sy = out_w / float(scale[0]), out_h / float(scale[1])
     theta = np.deg2rad(rotation)
     cos, sin = np.cos(theta), np.sin(theta)
@@ -50,6 +57,13 @@ def crop_affine(center, scale, rotation: float, output_size, inverse: bool = Fal
     if inverse:
         m = invert_affine(m)
     return m.astype(np.float64)
+
+
+def is_valid_crop(center, scale) -> bool:
+    """A finite centre and a finite crop size > 0 on both axes (what ``crop_affine`` needs)."""
+    c, s = np.asarray(center, np.float64).reshape(-1), np.asarray(scale, np.float64).reshape(-1)
+    # 1e-3 px: a smaller crop would magnify one pixel over 10^5 input pixels, which no box means
+    return bool(np.isfinite(c).all() and np.isfinite(s).all() and (s > 1e-3).all())
 
 
 def invert_affine(m: np.ndarray) -> np.ndarray:

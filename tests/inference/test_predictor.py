@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -119,15 +120,19 @@ def test_video_in_and_out(small_net, tmp_path):
     cap.release()
 
 
-def test_unreadable_inputs_are_clear_errors(small_net, tmp_path):
+def test_unreadable_inputs_are_skipped_and_listed(small_net, tmp_path):
     bad_video = tmp_path / "broken.mp4"
     bad_video.write_text("not a video")
-    pred = Predictor(small_net)
-    with pytest.raises(OSError, match="cannot open video .*broken.mp4"):
-        pred.run(bad_video, tmp_path / "o1")
     bad_image = tmp_path / "broken.jpg"
     bad_image.write_bytes(b"\x00\x01")
-    with pytest.raises(OSError, match="cannot read image .*broken.jpg"):
-        pred.run(bad_image, tmp_path / "o2")
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.full((64, 48, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "1.jpg"), np.full((64, 48, 3), 90, np.uint8))
+    pred = Predictor(small_net, flip=False)
+    run = pred.run([bad_video, bad_image, tmp_path / "a.jpg", tmp_path / "1.jpg"], tmp_path / "o1", draw=False)
+    assert run.num_images == 2
+    listed = json.loads(run.skipped_path.read_text())
+    assert [Path(s["file_name"]).name for s in listed] == ["broken.jpg", "broken.mp4"]
+    # 1.jpg keeps its number; a.jpg takes the next free id (it took the running index 1 before)
+    assert sorted(r["image_id"] for r in json.loads(run.results_path.read_text())) == [1, 2]
     with pytest.raises(FileNotFoundError, match="input not found"):
         pred.run(tmp_path / "missing.png", tmp_path / "o3")

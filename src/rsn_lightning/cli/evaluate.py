@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
 from rsn_lightning.cli.sweep_job import JobRecord
+from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
     from rsn_lightning import load_model
     from rsn_lightning.training.module import RSNLitModule
 
+    validate_config(cfg, "eval")
     start_run(cfg)
     net = load_model(cfg.ckpt_path)
     diffs = settings_unlike_checkpoint(net, cfg)
@@ -65,6 +67,7 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> float | None:
     metrics = {}
     with JobRecord(cfg) as record:  # job_result.json, as rsn-train's jobs: rsn-eval -m sweeps get a summary too

@@ -7,7 +7,8 @@ import logging
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rsn_lightning.cli.common import check_config, config_dir
+from rsn_lightning.cli.common import config_dir
+from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 def predict(cfg: DictConfig):
     from rsn_lightning.inference.predictor import Predictor
 
-    check_config(cfg)
+    validate_config(cfg, "predict")
     inputs = list(cfg.input) if isinstance(cfg.input, ListConfig) else cfg.input
     input_size = OmegaConf.to_container(cfg.input_size) if cfg.input_size is not None else None
     predictor = Predictor(
@@ -35,6 +36,9 @@ def predict(cfg: DictConfig):
         print(f"pictures:     {run.pictures[0].parent} ({len(run.pictures)} PNG)")
     for v in run.videos:
         print(f"video:        {v}")
+    if run.skipped:
+        print(f"skipped {len(run.skipped)} unreadable files or unusable boxes (e.g. {run.skipped[0]['file_name']}: "
+              f"{run.skipped[0]['reason']}): listed in {run.skipped_path}")
     if run.images_without_boxes:
         print(f"no person boxes for {len(run.images_without_boxes)} images/frames (e.g. "
               f"{run.images_without_boxes[0]}): nothing predicted there")
@@ -42,6 +46,7 @@ def predict(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
 from rsn_lightning.cli.sweep_job import JobRecord, relaunch_ranks_as_this_job, requeued_checkpoint
+from rsn_lightning.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,12 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
     """Train and/or evaluate as the config says; returns (metrics, paths)."""
     from hydra.utils import instantiate
 
+    validate_config(cfg, "train")
     start_run(cfg)
     if record is not None:
         record.share_machine(cfg)
     relaunch_ranks_as_this_job()
+    ckpt_path = resolve_last_checkpoint(cfg) or requeued_checkpoint(cfg.paths.output_dir)
 
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
@@ -37,7 +40,6 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
             log.warning("trainer.max_epochs=%s is not a multiple of trainer.check_val_every_n_epoch=%s: the last "
                         "%d epoch(s) are never validated, and eval_checkpoint=best takes the best validated "
                         "checkpoint", trainer.max_epochs, trainer.check_val_every_n_epoch, unvalidated)
-        ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg.paths.output_dir)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -46,7 +48,7 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
         best = trainer.checkpoint_callback.best_model_path or ""
     if cfg.get("test", False):
         evaluated_ckpt, evaluated = eval_checkpoint(
-            trainer, cfg.get("eval_checkpoint", "last"), cfg.get("train", True), cfg.get("ckpt_path"))
+            trainer, cfg.get("eval_checkpoint", "last"), cfg.get("train", True), ckpt_path)
         log.info("evaluating %s", evaluated_ckpt or evaluated)
         trainer.validate(model, datamodule=datamodule, ckpt_path=evaluated_ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -78,6 +80,7 @@ def _report_title(evaluated: str, checkpoint: str) -> str:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@exit_on_bad_input
 def main(cfg: DictConfig) -> float | None:
     metrics = {}
     # job_result.json (also on failure), the wandb run finished; in a multirun a failure does not stop the sweep

@@ -3,15 +3,15 @@ COCO-format root with its own keypoint category) on ground-truth or detected per
 
 Unusable entries are dropped while indexing, never at random during training: a missing, truncated or
 unreadable image, a box of zero size or outside its image, an annotation with the wrong number of
-keypoints or none labelled. Joints with NaN or negative coordinates are unlabelled individually. Each
-reason is counted and logged once (``SkipReport``). An image that passes the header check but fails to
-decode later is replaced by a grey image with all target weights 0, counted and logged, so an epoch
-never stops half way.
+keypoints or none labelled. Joints with NaN or negative coordinates, or beyond the image, are unlabelled
+individually. Each reason is counted and logged once (``SkipReport``; skipped entries and unlabelled
+joints are counted apart). An image that passes the header check but fails to decode later (including a
+JPEG whose body libjpeg reports corrupt) is replaced by a grey image with all target weights 0, counted
+and logged, so an epoch never stops half way and is never trained on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from rsn_lightning.data.images import SkipReport, probe_image, read_image
+from rsn_lightning.config_checks import load_json
+from rsn_lightning.data.images import SkipReport, probe_image, read_image_checked
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 
 log = logging.getLogger(__name__)
@@ -62,18 +63,6 @@ def layout_paths(root, layout: str) -> dict:
     for key, rel in COCO_LAYOUTS[layout].items():
         out[key] = [str(root / r) for r in rel] if isinstance(rel, list) else str(root / rel)
     return out
-
-
-def load_json(path, what: str):
-    """json.load with errors that name the file (and what it was supposed to be)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
 
 
 def keypoint_category(coco: dict, path) -> dict:
@@ -130,6 +119,15 @@ def clean_joints(raw, num_keypoints: int) -> tuple[np.ndarray | None, int]:
     return joints.astype(np.float32), int(bad.sum())
 
 
+def unlabel_outside(joints: np.ndarray, width: int, height: int) -> int:
+    """Unlabel (in place) labelled joints beyond the image by more than a pixel; returns how many. A
+    joint outside its image cannot be seen, and a huge coordinate (1e30) would blow up a crop."""
+    labelled = joints[:, 2] > 0
+    outside = labelled & ((joints[:, 0] > width) | (joints[:, 1] > height))
+    joints[outside] = 0.0
+    return int(outside.sum())
+
+
 class ImageIndex:
     """Resolves and checks each image once (header read only), remembering why one is unusable."""
 
@@ -184,8 +182,9 @@ class TopDownDataset(Dataset):
         if self.transform is not None and hasattr(self.transform, "seed"):
             self.transform.seed(seed)
 
-    def load_image(self, record: dict) -> np.ndarray | None:
-        return read_image(record["image_path"])
+    def load_image(self, record: dict) -> tuple[np.ndarray | None, str]:
+        """(uint8 BGR image, '') or (None, why it cannot be used)."""
+        return read_image_checked(record["image_path"])
 
     def __getitem__(self, idx) -> dict:
         if isinstance(idx, tuple):
@@ -194,14 +193,14 @@ class TopDownDataset(Dataset):
             idx, seed = idx
             self.reseed(seed)
         record = self.records[idx]
-        image = self.load_image(record)
+        image, reason = self.load_image(record)
         failed = image is None
         if failed:
             path = record["image_path"]
             self.load_failures[path] = self.load_failures.get(path, 0) + 1
             if self.load_failures[path] == 1:
-                log.warning("%s: cannot decode %s; using a grey image with zero target weights "
-                            "(%d images failed so far in this process)", self.name, path,
+                log.warning("%s: cannot use %s (%s); using a grey image with zero target weights "
+                            "(%d images failed so far in this process)", self.name, path, reason,
                             len(self.load_failures))
             h, w = max(1, int(record.get("height") or 1)), max(1, int(record.get("width") or 1))
             image = np.full((h, w, 3), 128, np.uint8)
@@ -297,15 +296,15 @@ class CocoKeypointDataset(TopDownDataset):
             if joints is None:
                 skipped.add(f"wrong number of keypoints (expected {k})", f"ann {aid}")
                 continue
-            for _ in range(bad):
-                skipped.add("joint with NaN or negative coordinates (unlabelled)", f"ann {aid}")
-            if int((joints[:, 2] > 0).sum()) < max(1, min_labelled):
-                skipped.add("no labelled joints", f"ann {aid}")
-                continue
+            skipped.add_joints("NaN or negative coordinates", bad, f"ann {aid}")
             found = self._image(ann.get("image_id"), image_info, images, skipped, "annotation")
             if found is None:
                 continue
             path, w, h = found
+            skipped.add_joints("beyond the image", unlabel_outside(joints, w, h), f"ann {aid}")
+            if int((joints[:, 2] > 0).sum()) < max(1, min_labelled):
+                skipped.add("no labelled joints", f"ann {aid}")
+                continue
             box = self._box(ann.get("bbox"), w, h, skipped, f"ann {aid}")
             if box is None:
                 continue
@@ -326,7 +325,13 @@ class CocoKeypointDataset(TopDownDataset):
             if det.get("category_id", self.category_id) != self.category_id:
                 skipped.add("not the keypoint category", f"#{i}")
                 continue
-            score = float(det.get("score", 1.0))
+            try:
+                score = float(det.get("score", 1.0))
+            except (TypeError, ValueError):
+                score = float("nan")
+            if not np.isfinite(score):
+                skipped.add("detection score not a finite number", f"#{i}")
+                continue
             if not score >= threshold:
                 skipped.add("detection below score threshold", f"#{i}")
                 continue

@@ -29,6 +29,7 @@ from rsn_lightning.data.coco import (
     spec_for_category,
 )
 from rsn_lightning.data.heatmap_targets import DEFAULT_KERNELS, HeatmapTargetGenerator
+from rsn_lightning.data.loader import WatchedDataLoader
 from rsn_lightning.data.mpii import MPIIDataset
 from rsn_lightning.data.sampling import EpochSeededSampler
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, AugmentConfig, TopDownTransform
@@ -298,7 +299,7 @@ class PoseDataModule(pl.LightningDataModule):
             if self._resume is not None:
                 sampler.resume_at(*self._resume)
                 self._resume = None
-        return DataLoader(
+        return WatchedDataLoader(
             ds, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,

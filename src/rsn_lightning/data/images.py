@@ -4,13 +4,17 @@ Indexing a dataset must not decode every image (COCO train has 118k), so ``probe
 the file header (JPEG SOF / PNG IHDR / BMP, falling back to a reduced decode for other formats) and
 checks that a JPEG ends with its end-of-image marker, which catches files cut short by an interrupted
 copy. ``read_image`` always returns uint8 BGR (H, W, 3), converting grayscale, alpha and 16-bit
-images, or None when the file cannot be decoded.
+images, or None when the file cannot be decoded, including a JPEG whose header and end marker are
+intact but whose body is corrupt (bit flips, a body cut short before a re-appended end marker): libjpeg
+then still returns an image, patched with grey, and its only sign is a "Corrupt JPEG data" warning on
+stderr, so the decode captures file descriptor 2 and treats any libjpeg warning as a failed decode.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import tempfile
 from dataclasses import dataclass
 
 import cv2
@@ -117,24 +121,63 @@ def to_bgr_uint8(img: np.ndarray) -> np.ndarray:
     return img
 
 
+_warning_sink = None  # one temp file per process, reused by every decode
+
+
+def decode_jpeg_checked(buf: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """cv2's JPEG decode, and libjpeg's warnings ("Corrupt JPEG data: ...") as text ('' if none).
+
+    libjpeg reports damaged entropy-coded data only as a warning written to stderr by the C library,
+    so stderr (fd 2) points at a temp file for the decode. Decodes run in one thread per process
+    (the loader's main thread or its worker processes), so nothing else's stderr is caught."""
+    global _warning_sink
+    if _warning_sink is None:
+        _warning_sink = tempfile.TemporaryFile()
+    sink = _warning_sink.fileno()
+    saved = os.dup(2)
+    try:
+        os.dup2(sink, 2)
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    size = os.lseek(sink, 0, os.SEEK_END)
+    message = ""
+    if size:
+        os.lseek(sink, 0, os.SEEK_SET)
+        message = os.read(sink, min(size, 4096)).decode("utf-8", "replace").strip()
+        os.ftruncate(sink, 0)
+        os.lseek(sink, 0, os.SEEK_SET)
+    return img, message
+
+
 def read_image(path) -> np.ndarray | None:
-    """Decode an image as uint8 BGR (H, W, 3); None when it cannot be read or decoded."""
+    """Decode an image as uint8 BGR (H, W, 3); None when it cannot be read or decoded, or when libjpeg
+    reports its data corrupt."""
+    img, _ = read_image_checked(path)
+    return img
+
+
+def read_image_checked(path) -> tuple[np.ndarray | None, str]:
+    """``read_image`` and why it failed ('' when it did not)."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
             buf = np.frombuffer(f.read(), dtype=np.uint8)
-    except OSError:
-        return None
+    except OSError as err:
+        return None, f"unreadable file ({err.strerror})"
     if buf.size == 0:
-        return None
+        return None, "empty image file"
     if buf[:2].tobytes() == b"\xff\xd8":
         # 8-bit JPEG: decoding straight to BGR is the fast path (no alpha or depth to convert)
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        img, warning = decode_jpeg_checked(buf)
+        if warning:
+            return None, f"corrupt JPEG data ({warning.splitlines()[0]})"
     else:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
-        return None
-    return to_bgr_uint8(img)
+        return None, "not an image OpenCV can decode"
+    return to_bgr_uint8(img), ""
 
 
 class SkipReport:
@@ -149,6 +192,9 @@ class SkipReport:
         self.name = name
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
+        # joints unlabelled inside kept entries: counted apart, they are not skipped samples
+        self.joint_counts: dict[str, int] = {}
+        self.joint_examples: dict[str, list[str]] = {}
 
     def add(self, reason: str, example: str = "") -> None:
         self.counts[reason] = self.counts.get(reason, 0) + 1
@@ -156,9 +202,21 @@ class SkipReport:
         if example and len(ex) < 3:
             ex.append(example)
 
+    def add_joints(self, reason: str, n: int, example: str = "") -> None:
+        if n <= 0:
+            return
+        self.joint_counts[reason] = self.joint_counts.get(reason, 0) + n
+        ex = self.joint_examples.setdefault(reason, [])
+        if example and len(ex) < 3:
+            ex.append(example)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def joints_total(self) -> int:
+        return sum(self.joint_counts.values())
 
     def log(self, logger, kept: int) -> None:
         import logging
@@ -167,5 +225,9 @@ class SkipReport:
             level = logging.INFO if reason in self.EXPECTED else logging.WARNING
             ex = ", ".join(self.examples.get(reason, []))
             logger.log(level, "%s: skipped %d: %s%s", self.name, n, reason, f" (e.g. {ex})" if ex else "")
-        if self.counts:
-            logger.info("%s: %d samples kept, %d skipped", self.name, kept, self.total)
+        for reason, n in sorted(self.joint_counts.items(), key=lambda kv: -kv[1]):
+            ex = ", ".join(self.joint_examples.get(reason, []))
+            logger.warning("%s: unlabelled %d joints: %s%s", self.name, n, reason, f" (e.g. {ex})" if ex else "")
+        if self.counts or self.joint_counts:
+            logger.info("%s: %d entries kept, %d skipped; %d joints unlabelled in kept entries",
+                        self.name, kept, self.total, self.joints_total)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsn_lightning.data.coco import ImageIndex, TopDownDataset, load_json
+from rsn_lightning.data.coco import ImageIndex, TopDownDataset, load_json, unlabel_outside
 from rsn_lightning.data.images import SkipReport
 from rsn_lightning.keypoints import MPII_KEYPOINTS, KeypointSpec
 
@@ -129,18 +129,18 @@ class MPIIDataset(TopDownDataset):
             xy = xy - 1.0
             with np.errstate(invalid="ignore"):
                 bad = (vis > 0) & ~(np.isfinite(xy).all(axis=1) & (xy >= 0).all(axis=1))
-            for _ in range(int(bad.sum())):
-                skipped.add("joint with NaN or negative coordinates (unlabelled)", f"#{i}")
+            skipped.add_joints("NaN or negative coordinates", int(bad.sum()), f"#{i}")
             vis = np.where(bad | ~np.isfinite(vis), 0.0, vis)
             xy[vis <= 0] = 0.0
             joints[:, :2] = xy
             joints[:, 2] = (vis > 0) * 2.0
-        if require_joints and not (joints[:, 2] > 0).any():
-            skipped.add("no labelled joints", f"#{i}")
-            return None
         path, w, h, reason = images.resolve(str(e["image"]))
         if reason:
             skipped.add(reason, path)
+            return None
+        skipped.add_joints("beyond the image", unlabel_outside(joints, w, h), f"#{i}")
+        if require_joints and not (joints[:, 2] > 0).any():
+            skipped.add("no labelled joints", f"#{i}")
             return None
         if center[0] != -1:
             center[1] += CENTER_Y_SHIFT * s

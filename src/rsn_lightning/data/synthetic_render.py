@@ -377,9 +377,11 @@ def _visibility(labels: np.ndarray, joints: np.ndarray, slot: int) -> np.ndarray
     vis = np.zeros(NUM_JOINTS, np.int64)
     base = (slot + 1) * PARTS_PER_PERSON
     for k in range(NUM_JOINTS):
-        xi, yi = int(np.floor(joints[k, 0] + 0.5)), int(np.floor(joints[k, 1] + 0.5))
-        if not (0 <= xi < W and 0 <= yi < H):
+        # a joint is labelled only where it lies in the image itself: rounding to the nearest pixel
+        # would also label points up to half a pixel outside, with negative coordinates
+        if not (0 <= joints[k, 0] <= W - 1 and 0 <= joints[k, 1] <= H - 1):
             continue
+        xi, yi = int(np.floor(joints[k, 0] + 0.5)), int(np.floor(joints[k, 1] + 0.5))
         lab = int(labels[yi, xi])
         if lab in [base + p for p in JOINT_PARTS[k]]:
             vis[k] = 2

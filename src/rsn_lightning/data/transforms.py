@@ -21,7 +21,13 @@ import cv2
 import numpy as np
 
 from rsn_lightning.data.heatmap_targets import HeatmapTargetGenerator, joint_target_weight
-from rsn_lightning.geometry import apply_affine, box_to_center_scale, crop_affine, fit_aspect_ratio
+from rsn_lightning.geometry import (
+    apply_affine,
+    box_to_center_scale,
+    crop_affine,
+    fit_aspect_ratio,
+    is_valid_crop,
+)
 from rsn_lightning.keypoints import KeypointSpec
 from rsn_lightning.normalization import InputNormalization
 
@@ -112,7 +118,8 @@ def swap_flip_pairs(arr: np.ndarray, flip_pairs) -> np.ndarray:
 def half_body_center_scale(joints, visibility, spec: KeypointSpec, aspect_ratio: float, cfg: AugmentConfig,
                            rng: np.random.Generator):
     """The authors' half-body crop: (center, scale) around the upper or lower body's labelled joints,
-    or None when the chosen half has fewer than 3 of them."""
+    or None when the chosen half has fewer than 3 of them or its joints span no area (all on one point or
+    one line: there is nothing to crop)."""
     labelled = np.asarray(visibility) > 0
     upper_ids = set(spec.upper_body_ids)
     upper = [i for i in np.flatnonzero(labelled) if i in upper_ids]
@@ -128,7 +135,10 @@ def half_body_center_scale(joints, visibility, spec: KeypointSpec, aspect_ratio:
     center = ((lo + hi) * 0.5).astype(np.float32)
     w = (hi[0] - lo[0]) * (1.0 + rng.random() * cfg.half_body_x_ext)
     h = (hi[1] - lo[1]) * (1.0 + rng.random() * cfg.half_body_y_ext)
-    return center, fit_aspect_ratio((w, h), aspect_ratio)
+    scale = fit_aspect_ratio((w, h), aspect_ratio)
+    if not is_valid_crop(center, scale):
+        return None
+    return center, scale
 
 
 def _photometric(cfg: AugmentConfig):

@@ -1,9 +1,14 @@
 """COCO keypoint AP/AR through pycocotools (or faster-coco-eval), and the validation evaluator.
 
 ``coco_keypoint_stats`` hands the results to ``COCOeval(..., "keypoints")`` unchanged, so its 10 numbers
-are exactly pycocotools' for the same files. Before that it only removes what would make pycocotools
-crash (results for images outside the ground truth, an empty result list) and rejects malformed
-entries with a message naming the entry.
+are exactly pycocotools' for the same files. Before that it checks every entry, because pycocotools
+takes anything and answers a number: results whose keypoints are all NaN score AP 1.000, NaN scores
+give an arbitrary ranking, a wrong ``category_id`` gives AP 0, and keypoints given as strings crash it.
+Such entries are errors naming the entry (``on_invalid="raise"``, the default) or are dropped with one
+warning counting them per reason (``on_invalid="drop"``). Results for images outside the ground truth
+are dropped with a warning. Ground-truth annotations pycocotools cannot score (a wrong number of
+keypoint values, non-numeric or non-finite ones) are left out with a warning, as the data loader skips
+them, so validation never crashes on them.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import copy
 import io
 import json
 import logging
+import math
+import numbers
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from rsn_lightning.config_checks import BadInputError, load_json
 from rsn_lightning.evaluation.decoding import instance_scores
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
 from rsn_lightning.keypoints import COCO_KEYPOINTS
@@ -51,17 +59,53 @@ def load_coco_gt(gt_json, backend: str = "pycocotools"):
     coco_cls, _ = _backend_classes(backend)
     if isinstance(gt_json, coco_cls):
         return gt_json
+    if isinstance(gt_json, dict):
+        dataset, source = copy.deepcopy(gt_json), "the ground truth"
+    else:
+        dataset, source = load_json(gt_json, "COCO ground-truth file"), str(gt_json)
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("annotations"), list) \
+            or not isinstance(dataset.get("images"), list):
+        raise ValueError(f"{source} is not a COCO annotation file (needs 'images' and 'annotations' lists)")
+    dataset["annotations"] = scorable_annotations(dataset, source)
     with contextlib.redirect_stdout(io.StringIO()):
-        if isinstance(gt_json, dict):
-            gt = coco_cls()
-            gt.dataset = copy.deepcopy(gt_json)
-            gt.createIndex()
-        else:
-            path = Path(gt_json)
-            if not path.is_file():
-                raise FileNotFoundError(f"COCO ground-truth file not found: {path}")
-            gt = coco_cls(str(path))
+        gt = coco_cls()
+        gt.dataset = dataset
+        gt.createIndex()
     return gt
+
+
+def _finite_numbers(values, length: int | None = None) -> bool:
+    if not isinstance(values, (list, tuple)) or (length is not None and len(values) != length):
+        return False
+    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+def scorable_annotations(dataset: dict, source: str = "the ground truth") -> list:
+    """The ground-truth annotations pycocotools can score: those of the keypoint category with a list
+    of 3 x K finite numbers, a finite area and box (annotations of other categories pass unchanged).
+    The rest are left out with one warning counting them: the data loader skips them too."""
+    cats = [c for c in dataset.get("categories", []) if isinstance(c, dict) and c.get("keypoints")]
+    if not cats:
+        return dataset["annotations"]
+    k, cat_id = len(cats[0]["keypoints"]), cats[0].get("id")
+    kept, dropped = [], {}
+    for ann in dataset["annotations"]:
+        reason = None
+        if not isinstance(ann, dict) or "image_id" not in ann or "id" not in ann:
+            reason = "malformed entry (no image_id or id)"
+        elif ann.get("category_id") == cat_id:
+            if not _finite_numbers(ann.get("keypoints"), 3 * k):
+                reason = f"keypoints not {3 * k} finite numbers"
+            elif not _finite_numbers([ann.get("area", 0.0)]) or not _finite_numbers(ann.get("bbox", [0] * 4), 4):
+                reason = "area or bbox not finite numbers"
+        if reason is None:
+            kept.append(ann)
+        else:
+            dropped.setdefault(reason, []).append(ann.get("id", "?") if isinstance(ann, dict) else "?")
+    for reason, ids in dropped.items():
+        warnings.warn(f"{source}: left out {len(ids)} ground-truth annotations pycocotools cannot score: "
+                      f"{reason} (e.g. ids {ids[:5]})", stacklevel=3)
+    return kept
 
 
 def _person_category(gt) -> dict:
@@ -73,11 +117,7 @@ def _person_category(gt) -> dict:
 
 def _load_results(results_json) -> list[dict]:
     if isinstance(results_json, (str, Path)):
-        path = Path(results_json)
-        if not path.is_file():
-            raise FileNotFoundError(f"COCO results file not found: {path}")
-        with open(path) as f:
-            results = json.load(f)
+        results = load_json(results_json, "COCO results file")
     else:
         results = results_json
     if isinstance(results, dict):
@@ -86,19 +126,55 @@ def _load_results(results_json) -> list[dict]:
     return list(results)
 
 
-def check_results(results: list[dict], gt, num_keypoints: int) -> list[dict]:
-    """Validate entries and drop those for images outside the ground truth (with a warning)."""
-    required = ("image_id", "keypoints", "score")
+ON_INVALID = ("raise", "drop")
+
+
+def result_problem(r, num_keypoints: int, category_id) -> str | None:
+    """Why a results entry cannot be scored, or None when it can."""
+    if not isinstance(r, dict):
+        return f"is a {type(r).__name__}, not an object"
+    missing = [k for k in ("image_id", "keypoints", "score") if k not in r]
+    if missing:
+        return f"lacks {missing}"
+    image_id = r["image_id"]
+    if not isinstance(image_id, numbers.Integral) or isinstance(image_id, bool):
+        return f"has image_id {image_id!r}, not an integer"
+    if r.get("category_id", category_id) != category_id:
+        return (f"has category_id {r.get('category_id')!r}, but the ground truth's keypoint category is "
+                f"{category_id}")
+    kps = r["keypoints"]
+    if not isinstance(kps, (list, tuple)) or len(kps) != 3 * num_keypoints:
+        n = len(kps) if isinstance(kps, (list, tuple)) else type(kps).__name__
+        return (f"has {n} keypoint values; expected {3 * num_keypoints} (x, y, score for each of the "
+                f"{num_keypoints} keypoints)")
+    if not _finite_numbers(kps):
+        return "has keypoint values that are not finite numbers (NaN, Inf or text)"
+    if not _finite_numbers([r["score"]]):
+        return f"has score {r['score']!r}, not a finite number"
+    return None
+
+
+def check_results(results: list, gt, num_keypoints: int, on_invalid: str = "raise") -> list[dict]:
+    """Validate entries (``on_invalid``: 'raise' names the first bad entry; 'drop' leaves bad ones out
+    with a warning counting them) and drop those for images outside the ground truth (with a warning)."""
+    if on_invalid not in ON_INVALID:
+        raise ValueError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
+    category_id = _person_category(gt).get("id")
+    good, bad = [], {}
     for i, r in enumerate(results):
-        missing = [k for k in required if k not in r]
-        if missing:
-            raise ValueError(f"result #{i} (image_id={r.get('image_id')}) lacks {missing}")
-        n = len(r["keypoints"])
-        if n != 3 * num_keypoints:
-            raise ValueError(
-                f"result #{i} (image_id={r['image_id']}) has {n} keypoint values; expected "
-                f"{3 * num_keypoints} (x, y, score for each of the {num_keypoints} keypoints)"
-            )
+        problem = result_problem(r, num_keypoints, category_id)
+        if problem is None:
+            good.append(r)
+            continue
+        image_id = r.get("image_id") if isinstance(r, dict) else None
+        if on_invalid == "raise":
+            raise ValueError(f"result #{i} (image_id={image_id}) {problem}; pass on_invalid='drop' to "
+                             "leave such entries out")
+        bad.setdefault(problem.split(",")[0], []).append(i)
+    for problem, idx in bad.items():
+        warnings.warn(f"dropped {len(idx)} of {len(results)} results that cannot be scored: {problem} "
+                      f"(e.g. entries {idx[:5]})", stacklevel=3)
+    results = good
     known = set(gt.getImgIds())
     kept = [r for r in results if r["image_id"] in known]
     dropped = len(results) - len(kept)
@@ -134,12 +210,15 @@ def run_cocoeval(gt, results: list[dict], sigmas, backend: str = "pycocotools"):
 
 
 def coco_keypoint_stats(gt_json, results_json, sigmas=None, backend: str = "pycocotools",
-                        per_keypoint: bool = False, per_keypoint_thr: float = 0.5) -> dict:
+                        per_keypoint: bool = False, per_keypoint_thr: float = 0.5,
+                        on_invalid: str = "raise") -> dict:
     """COCO keypoint AP/AR (pycocotools' ``COCOeval('keypoints').stats``) of a results file or list.
 
     ``sigmas`` default to COCO's; a custom keypoint set passes its own (as pycocotools'
     ``params.kpt_oks_sigmas``). Results for unknown image ids are dropped with a warning; no results
-    gives all zeros with a warning; an entry with the wrong number of keypoint values raises. With
+    gives all zeros with a warning; an entry that cannot be scored (wrong number of keypoint values,
+    NaN/Inf/text keypoints or score, another category, no integer image_id) raises naming it, or with
+    ``on_invalid="drop"`` is left out with a warning. With
     ``per_keypoint=True`` the dict also holds ``"per_keypoint"`` (see ``analysis``).
     """
     gt = load_coco_gt(gt_json, backend)
@@ -149,7 +228,7 @@ def coco_keypoint_stats(gt_json, results_json, sigmas=None, backend: str = "pyco
     if len(sig) != len(names):
         raise ValueError(f"{len(sig)} OKS sigmas for a ground truth with {len(names)} keypoints "
                          f"({names[:3]}...): pass the keypoint set's sigmas")
-    results = check_results(_load_results(results_json), gt, len(names))
+    results = check_results(_load_results(results_json), gt, len(names), on_invalid)
     if not results:
         warnings.warn("no keypoint results to evaluate: every COCO statistic is 0", stacklevel=2)
         stats = _zero_stats()
@@ -310,12 +389,20 @@ class CocoKeypointEvaluator:
         """Write the results JSON to ``results_path`` (if given) and return the 10 COCO stats plus
         ``"per_keypoint"`` figures (a nested dict: per-joint mean OKS term and OKS accuracy)."""
         data = self._collected()
+        if data:
+            finite = np.isfinite(data["coords"]).all(axis=(1, 2)) & np.isfinite(data["scores"]).all(axis=1)
+            finite &= np.isfinite(data["box_scores"])
+            if not finite.all():
+                raise BadInputError(
+                    f"{int((~finite).sum())} of {finite.size} predictions have NaN/Inf keypoints or scores "
+                    f"(e.g. image ids {data['image_ids'][~finite][:5].tolist()}): the network's outputs are "
+                    "not finite (diverged or broken weights), so no AP is computed")
         results = self.to_results(data)
         if results_path is not None:
             path = Path(results_path)
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w") as f:
-                json.dump(results, f)
+                json.dump(results, f, allow_nan=False)
         k = data["coords"].shape[1] if data else len(_person_category(self.gt)["keypoints"])
         return coco_keypoint_stats(self.gt, results, sigmas=self._sigmas(k), backend=self.backend,
                                    per_keypoint=True, per_keypoint_thr=self.per_keypoint_thr)

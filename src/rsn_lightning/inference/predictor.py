@@ -4,6 +4,19 @@ The test-time pipeline is the evaluation's: each person box is extended (x 1.09,
 test setting), fitted to the input's aspect ratio, cropped with ``cv2.warpAffine``, normalised as the
 checkpoint says, run through the network (flip test on by default), decoded with the authors' method
 and mapped back to the image.
+
+Messy inputs never abort a run nor reach the results as numbers: unreadable or corrupt image files and
+videos that do not open are skipped, and detection boxes of zero size or with NaN/Inf values are
+skipped; both are listed in ``skipped.json`` beside the results and counted in the summary. The results
+JSON is strict (no NaN tokens), and a network whose weights or outputs are not finite is refused.
+
+Image ids (``image_id`` of each result; ``file_name`` is in every result too): with ``image_ids`` (a
+COCO file) a file takes the id it lists. Otherwise an image named by a number (COCO's
+``000000000785.jpg``) takes that number; every other image, and a number already taken, takes the next
+free id above the largest such number (0 when there is none), in input order. Video frames come after
+all images, each frame one new id (results also carry ``"file_name": "<video>#<frame index>"`` and
+``"frame"``); detections for a frame are looked up by its frame index or by that key. Ids are unique
+within a run.
 """
 
 from __future__ import annotations
@@ -20,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rsn_lightning.config_checks import BadInputError
+from rsn_lightning.data.images import read_image_checked
 from rsn_lightning.evaluation.decoding import decode_heatmaps, instance_scores
 from rsn_lightning.evaluation.flip import flip_test
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
@@ -42,10 +57,12 @@ class Detections:
     (boxes may also be {"bbox": [...], "score": s}). Video frames are looked up by frame index (as
     image_id) or by the key ``"<video file name>#<frame index>"``."""
 
-    def __init__(self, by_id: dict[int, list], by_name: dict[str, list], source: str = "detections"):
+    def __init__(self, by_id: dict[int, list], by_name: dict[str, list], source: str = "detections",
+                 invalid: list[str] | None = None):
         self.by_id = by_id
         self.by_name = by_name
         self.source = source
+        self.invalid = invalid or []  # "where: box" of boxes left out (zero size, NaN/Inf)
 
     @classmethod
     def load(cls, path, category_id: int | None = 1, score_thr: float = 0.0) -> Detections:
@@ -61,6 +78,14 @@ class Detections:
                   source: str = "detections") -> Detections:
         by_id: dict[int, list] = {}
         by_name: dict[str, list] = {}
+        invalid: list[str] = []
+
+        def usable(box, where: str) -> bool:
+            if box_is_valid(box[:4]) and np.isfinite(box[4]):
+                return box[4] >= score_thr
+            invalid.append(f"{where}: {box}")
+            return False
+
         if isinstance(data, dict) and "annotations" in data and "images" in data:
             raise ValueError(f"{source} looks like a COCO ground-truth file; pass a detections list "
                              "or a {file name: boxes} mapping")
@@ -71,7 +96,7 @@ class Detections:
                 if category_id is not None and det.get("category_id", category_id) != category_id:
                     continue
                 box = _parse_box(det, f"{source} entry #{i}")
-                if box[4] < score_thr:
+                if not usable(box, f"{source} entry #{i}"):
                     continue
                 if "image_id" in det:
                     by_id.setdefault(int(det["image_id"]), []).append(box)
@@ -81,11 +106,15 @@ class Detections:
                     raise ValueError(f"{source}: entry #{i} has neither 'image_id' nor 'file_name'")
         elif isinstance(data, dict):
             for name, boxes in data.items():
-                parsed = [_parse_box(b, f"{source} [{name!r}] box #{j}") for j, b in enumerate(boxes)]
-                by_name[str(name)] = [b for b in parsed if b[4] >= score_thr]
+                parsed = [(_parse_box(b, f"{source} [{name!r}] box #{j}"), f"{source} [{name!r}] box #{j}")
+                          for j, b in enumerate(boxes)]
+                by_name[str(name)] = [b for b, where in parsed if usable(b, where)]
         else:
             raise ValueError(f"{source}: expected a JSON list of detections or an object file name -> boxes")
-        return cls(by_id, by_name, source)
+        if invalid:
+            log.warning("%s: skipped %d boxes of zero size or with NaN/Inf values (e.g. %s)", source,
+                        len(invalid), invalid[0])
+        return cls(by_id, by_name, source, invalid)
 
     def lookup(self, image_id: int | None = None, file_name: str | None = None):
         """(boxes [P, 4] xywh, scores [P]) for an image, or None when the file knows nothing of it."""
@@ -109,7 +138,16 @@ def _parse_box(b, where: str) -> list[float]:
         bbox, score = list(b)[:4], (list(b)[4] if len(b) > 4 else 1.0)
     if bbox is None or len(bbox) < 4:
         raise ValueError(f"{where}: a box needs [x, y, w, h], got {b!r}")
-    return [float(v) for v in bbox[:4]] + [float(score)]
+    try:
+        return [float(v) for v in bbox[:4]] + [float(score)]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: box {bbox!r} / score {score!r} are not numbers") from err
+
+
+def box_is_valid(box) -> bool:
+    """A finite (x, y, w, h) box with w > 0 and h > 0: one a crop can be cut from."""
+    b = np.asarray(box, np.float64).reshape(-1)
+    return bool(b.size >= 4 and np.isfinite(b[:4]).all() and b[2] > 0 and b[3] > 0)
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -125,6 +163,7 @@ class PoseResult:
     instance_scores: np.ndarray
     image_id: int = 0
     file_name: str = ""
+    frame: int | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -137,6 +176,8 @@ class PoseResult:
                         "keypoints": [round(float(v), 4) for v in kp],
                         "score": float(self.instance_scores[i]),
                         "bbox": [round(float(v), 2) for v in self.boxes[i]], "file_name": self.file_name})
+            if self.frame is not None:
+                out[-1]["frame"] = self.frame
         return out
 
 
@@ -150,6 +191,9 @@ class PredictionRun:
     num_images: int = 0
     num_people: int = 0
     images_without_boxes: list[str] = field(default_factory=list)
+    # {"file_name", "reason"} of each input file or detection box left out (also in skipped.json)
+    skipped: list[dict] = field(default_factory=list)
+    skipped_path: Path | None = None
 
 
 @dataclass
@@ -159,6 +203,32 @@ class _Item:
     box_scores: np.ndarray
     image_id: int
     file_name: str
+    frame: int | None = None
+
+
+class ImageIds:
+    """Unique image ids for a run, as the module docstring describes."""
+
+    def __init__(self, names: list[str], given: dict[str, int] | None = None):
+        self.given = given or {}
+        self.taken: set[int] = set(self.given.values())
+        numbered = [int(Path(n).stem) for n in names if Path(n).stem.isdigit()]
+        self.next_free = max(numbered + list(self.taken), default=-1) + 1
+
+    def for_image(self, name: str) -> int:
+        if name in self.given:
+            return self.given[name]
+        stem = Path(name).stem
+        if stem.isdigit() and int(stem) not in self.taken:
+            self.taken.add(int(stem))
+            return int(stem)
+        return self.new()
+
+    def new(self) -> int:
+        while self.next_free in self.taken:
+            self.next_free += 1
+        self.taken.add(self.next_free)
+        return self.next_free
 
 
 def _resolve_device(device) -> torch.device:
@@ -212,6 +282,12 @@ class Predictor:
             model = load_model(model)
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a checkpoint path or an nn.Module, got {type(model).__name__}")
+        broken = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
+                  if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if broken:
+            raise BadInputError(f"the network has NaN/Inf values in {len(broken)} weight tensors (e.g. "
+                             f"{broken[:3]}): a diverged or damaged checkpoint, whose predictions would be "
+                             "meaningless; refusing to predict with it")
         self.device = _resolve_device(device)
         self.net = model.eval().to(self.device)
         if keypoint_spec is None:
@@ -252,6 +328,9 @@ class Predictor:
         for start in range(0, batch.shape[0], self.batch_size):
             x = torch.from_numpy(np.ascontiguousarray(batch[start:start + self.batch_size])).to(self.device)
             hm = flip_test(self.net, x, self.spec.flip_index, self.flip_shift) if self.flip else self.net(x)
+            if not bool(torch.isfinite(hm).all()):
+                raise BadInputError("the network's heatmaps contain NaN/Inf: its predictions would be "
+                                 "meaningless; refusing to write them")
             out.append(hm.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.spec.num_keypoints, 1, 1), np.float32)
 
@@ -285,7 +364,7 @@ class Predictor:
                 inst[keep] = decayed
             keep = np.sort(keep)
         return PoseResult(coords[keep], scores[keep], item.boxes[keep], item.box_scores[keep], inst[keep],
-                          item.image_id, item.file_name)
+                          item.image_id, item.file_name, item.frame)
 
     def _process(self, group: list[_Item]) -> Iterator[PoseResult]:
         parts = [self.crops(it.image, it.boxes) for it in group]
@@ -332,6 +411,11 @@ class Predictor:
         if box_scores is None:
             box_scores = np.ones(len(boxes))
         box_scores = np.asarray(box_scores, np.float64).reshape(-1)
+        valid = np.array([box_is_valid(b) for b in boxes], bool).reshape(-1)
+        if not valid.all():
+            warnings.warn(f"skipped {int((~valid).sum())} boxes of zero size or with NaN/Inf values: "
+                          f"{boxes[~valid][:3].tolist()}", stacklevel=2)
+            boxes, box_scores = boxes[valid], box_scores[valid]
         return next(self._stream([_Item(image_bgr, boxes, box_scores, image_id, file_name)]))
 
     def _boxes_for(self, image, detections: Detections | None, image_id, file_name, missing: list):
@@ -363,27 +447,36 @@ class Predictor:
         name_to_id = _load_image_ids(image_ids) if image_ids else {}
         files = list_inputs(inputs)
         run = PredictionRun(results_path=out / results_name)
+        if detections is not None:
+            run.skipped += [{"file_name": detections.source, "reason": f"box of zero size or NaN/Inf: {b}"}
+                            for b in detections.invalid]
         results: list[dict] = []
         images = [f for f in files if f.suffix.lower() not in VIDEO_EXTS]
         videos = [f for f in files if f.suffix.lower() in VIDEO_EXTS]
+        ids = ImageIds([f.name for f in images], name_to_id)
         used_names: set[str] = set()
+        read: list[Path] = []
 
         def image_items() -> Iterator[_Item]:
-            for i, f in enumerate(images):
-                img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            for f in images:
+                img, reason = read_image_checked(f)
                 if img is None:
-                    raise OSError(f"cannot read image {f} (not an image OpenCV can decode)")
-                image_id = name_to_id.get(f.name, _id_from_name(f, i))
+                    log.warning("skipping %s: %s", f, reason)
+                    run.skipped.append({"file_name": str(f), "reason": reason})
+                    continue
+                image_id = ids.for_image(f.name)
                 boxes, scores = self._boxes_for(img, detections, image_id, f.name, run.images_without_boxes)
+                read.append(f)
                 yield _Item(img, boxes, scores, image_id, f.name)
 
-        for res, item_file in zip(self._stream(image_items()), images):
+        for res in self._stream(image_items()):
+            item_file = read.pop(0)
             results.extend(res.to_coco(self.category_id))
             run.num_images += 1
             run.num_people += len(res)
             if draw:
                 # re-read rather than keep every decoded image alive while batches fill
-                img = cv2.imread(str(item_file), cv2.IMREAD_COLOR)
+                img, _ = read_image_checked(item_file)
                 pic = draw_result(img, res, self.spec, score_thr)
                 path = _unique(out / "pictures" / f"{item_file.stem}.png", used_names)
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -391,27 +484,36 @@ class Predictor:
                     raise OSError(f"could not write {path}")
                 run.pictures.append(path)
         for v in videos:
-            vid_results, video_path, n_frames, n_people = self.run_video(
-                v, out / "videos", detections=detections, draw=draw, score_thr=score_thr,
-                missing=run.images_without_boxes)
+            try:
+                vid_results, video_path, n_frames, n_people = self.run_video(
+                    v, out / "videos", detections=detections, draw=draw, score_thr=score_thr,
+                    missing=run.images_without_boxes, ids=ids)
+            except VideoUnreadable as err:
+                log.warning("skipping %s", err)
+                run.skipped.append({"file_name": str(v), "reason": str(err)})
+                continue
             results.extend(vid_results)
             run.num_images += n_frames
             run.num_people += n_people
             if video_path is not None:
                 run.videos.append(video_path)
         with open(run.results_path, "w") as f:
-            json.dump(results, f)
+            json.dump(results, f, allow_nan=False)
+        if run.skipped:
+            run.skipped_path = out / "skipped.json"
+            with open(run.skipped_path, "w") as f:
+                json.dump(run.skipped, f, indent=1)
         return run
 
     def run_video(self, path, output_dir, detections: Detections | None = None, draw: bool = True,
-                  score_thr: float = 0.3, missing: list | None = None):
-        """Predict every frame of a video (image id = frame index); write an MP4 with the poses drawn.
-        Returns (COCO results, video path or None, frames, people)."""
+                  score_thr: float = 0.3, missing: list | None = None, ids: ImageIds | None = None):
+        """Predict every frame of a video (image ids: new ids from ``ids``, else the frame index); write
+        an MP4 with the poses drawn. Returns (COCO results, video path or None, frames, people)."""
         path = Path(path)
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
-            raise OSError(f"cannot open video {path}: the file is missing, not a video, or in a codec this "
-                          "OpenCV build cannot decode")
+            raise VideoUnreadable(f"cannot open video {path}: the file is missing, not a video, or in a codec "
+                                  "this OpenCV build cannot decode")
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         missing = [] if missing is None else missing
         writer, out_path = None, None
@@ -427,7 +529,8 @@ class Predictor:
                     break
                 frames.append(frame)
                 boxes, scores = self._boxes_for(frame, detections, idx, f"{path.name}#{idx}", missing)
-                yield _Item(frame, boxes, scores, idx, f"{path.name}#{idx}")
+                yield _Item(frame, boxes, scores, ids.new() if ids is not None else idx, f"{path.name}#{idx}",
+                            frame=idx)
                 idx += 1
 
         try:
@@ -460,9 +563,8 @@ def draw_result(image_bgr: np.ndarray, result: PoseResult, spec: KeypointSpec, s
     return draw_pose(image_bgr, result.keypoints, result.scores, spec, score_thr=score_thr)
 
 
-def _id_from_name(path: Path, index: int) -> int:
-    # COCO file names are the zero-padded image id: keep it so results evaluate against COCO directly
-    return int(path.stem) if path.stem.isdigit() else index
+class VideoUnreadable(OSError):
+    """A video file OpenCV cannot open (skipped by ``Predictor.run``)."""
 
 
 def _load_image_ids(path) -> dict[str, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rsn_lightning.config_checks import BadInputError, check_arch
 from rsn_lightning.models.rsn import RSN
 from rsn_lightning.normalization import InputNormalization
 
@@ -71,12 +72,37 @@ def save_checkpoint(
     return path
 
 
+def read_checkpoint_file(path: str | Path, map_location="cpu"):
+    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file (missing,
+    empty, cut short, not a checkpoint, or holding objects that are not plain tensors and numbers, which
+    are refused: loading them would run code from the file)."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or save")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch's own message suggests weights_only=False, which is exactly what must not be done here
+        found = [line.strip() for line in str(err).splitlines() if "Unsupported global" in line]
+        raise BadInputError(f"checkpoint {path} is not a torch checkpoint, or holds objects other than "
+                            "tensors and plain values, which are refused: loading them could run code "
+                            f"from the file{' (' + found[0][:200] + ')' if found else ''}") from None
+    except (EOFError, zipfile.BadZipFile, RuntimeError, OSError) as err:
+        raise BadInputError(f"checkpoint {path} is not a readable torch checkpoint (cut short or not a "
+                            f"checkpoint: {type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+
+
 def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
     """Read either checkpoint kind as ``{"arch", "state_dict" (network keys, no prefix), "normalization",
     "keypoints"}`` without building the network."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = read_checkpoint_file(path, map_location)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not an rsn_lightning or Lightning checkpoint (no 'state_dict')")
+        raise BadInputError(f"{path}: not an rsn_lightning or Lightning checkpoint (no 'state_dict')")
     if ckpt.get("format") == FORMAT and "pytorch-lightning_version" not in ckpt:
         if ckpt.get("version", VERSION) > VERSION:
             raise ValueError(
@@ -95,8 +121,9 @@ def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
                 "for the authors' or mmpose's checkpoints run `rsn-convert` first"
             )
     arch = ckpt.get("arch")
-    if not arch:
-        raise ValueError(f"{path}: no 'arch' entry; cannot tell which network the weights belong to")
+    if not arch or not isinstance(arch, dict):
+        raise BadInputError(f"{path}: no 'arch' entry; cannot tell which network the weights belong to")
+    check_arch(arch, str(path))
     return {
         "arch": dict(arch),
         "state_dict": state_dict,

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from rsn_lightning.config_checks import UserFacingError
 from rsn_lightning.geometry import apply_affine, crop_affine
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 from rsn_lightning.normalization import InputNormalization
@@ -34,6 +35,13 @@ DEFAULT_LOSS = {"ohkm": True, "topk": 8, "coarse_to_fine": True, "unit_weights":
 TEST_SETTINGS = ("flip", "flip_shift", "decode", "blur_kernel", "shift")
 DEFAULT_TEST = {"flip": True, "flip_shift": False, "decode": "authors", "blur_kernel": 5, "shift": 0.25,
                 "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "num_vis_images": 8}
+
+
+NONFINITE_LOSS = ("stop", "skip")
+
+
+class NonFiniteLossError(UserFacingError, FloatingPointError):
+    """Training stopped on a NaN/Inf loss (``nonfinite_loss="stop"``)."""
 
 
 def _plain(value: Any) -> Any:
@@ -61,8 +69,14 @@ def _merged(defaults: dict, given: dict | None) -> dict:
 class RSNLitModule(pl.LightningModule):
     def __init__(self, net: nn.Module, optimizer: dict | None = None, scheduler: dict | None = None,
                  loss: dict | None = None, test: dict | None = None, output_dir: str | None = None,
-                 compile: bool = False, channels_last: bool = False):
+                 compile: bool = False, channels_last: bool = False, nonfinite_loss: str = "stop"):
         super().__init__()
+        if nonfinite_loss not in NONFINITE_LOSS:
+            raise ValueError(f"nonfinite_loss must be one of {NONFINITE_LOSS}, got {nonfinite_loss!r}")
+        # a NaN/Inf loss: "stop" saves last.ckpt (weights from before the step) and stops with an error;
+        # "skip" leaves the step out (no update) and counts it
+        self.nonfinite_loss = nonfinite_loss
+        self.nonfinite_steps = 0
         self.net = net
         self.optimizer_cfg = _merged(DEFAULT_OPTIMIZER, optimizer)
         self.scheduler_cfg = _merged(DEFAULT_SCHEDULER, scheduler)
@@ -130,10 +144,32 @@ class RSNLitModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self._outputs_all(batch["image"])
         total, parts = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
+        # every rank takes the same decision, so a skip never leaves DDP ranks waiting for each other
+        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(total)), all=True):
+            return self._on_nonfinite_loss(batch_idx)
         bs = batch["image"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
         return total
+
+    def _on_nonfinite_loss(self, batch_idx: int) -> None:
+        self.nonfinite_steps += 1
+        where = f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        if self.nonfinite_loss == "skip":
+            log.warning("NaN/Inf loss at %s: step skipped (%d so far; model.nonfinite_loss=skip)", where,
+                        self.nonfinite_steps)
+            self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+            return None
+        saved = "no checkpoint folder configured"
+        callback = self.trainer.checkpoint_callback
+        if callback is not None and callback.dirpath:
+            path = Path(callback.dirpath) / "last.ckpt"
+            # the weights are still those before this step: a usable checkpoint to resume or inspect
+            self.trainer.save_checkpoint(path)
+            saved = f"weights before this step saved to {path}"
+        raise NonFiniteLossError(
+            f"the training loss is NaN/Inf at {where}; {saved}. Lower model.optimizer.lr, check the data, "
+            "or set model.nonfinite_loss=skip to leave such steps out")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._step_start = time.perf_counter()

@@ -1,0 +1,313 @@
+"""Config values checked at the door: before any data is read or any network built, every value the
+apps use is checked, and all problems are reported at once, each naming its key, the value given and
+the accepted range. Without this, ``data.batch_size=-4`` reported "Invalid learning rate",
+``data.input_size=[0,0]`` a ZeroDivisionError, a wrong ``model.net.num_keypoints`` a tensor size
+mismatch inside the training step, and an unknown ``model.test.decode`` failed only after training.
+
+Also here: the ``ckpt_path=last`` resolution (the run folder's last checkpoint, or an error saying where
+it looked) and the checks on a checkpoint's recorded architecture (a tampered ``width_mult=4000``
+would otherwise try to allocate hundreds of GB).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+# what a checkpoint's ``arch`` may say: the paper's largest model is 4xRSN-50 at width 1; these bounds
+# leave room for wider and deeper variants while refusing sizes no GPU holds
+ARCH_LIMITS = {"num_stages": (1, 16), "num_keypoints": (1, 1000), "width_mult": (0.0, 8.0),
+               "stem_channels": (1, 4096), "decoder_channels": (1, 4096), "num_branches": (1, 16)}
+MAX_BLOCKS = 64
+
+
+class UserFacingError(Exception):
+    """An error whose message says all a user needs (what, where, what to do): the apps print it
+    without a traceback (``exit_on_bad_input``)."""
+
+
+class BadInputError(UserFacingError, ValueError):
+    """A user's input (config value, checkpoint, data file) is unusable; the message says which and why."""
+
+
+class MissingInputFile(BadInputError, FileNotFoundError):
+    """A file the config names does not exist."""
+
+
+class ConfigError(BadInputError):
+    """One or more config values are out of range; the message lists each with its key."""
+
+
+def _in_multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except (ImportError, ValueError):
+        return False
+
+
+def exit_on_bad_input(main):
+    """Wrap an app's task function: a UserFacingError ends the process with its message alone (exit
+    status 2), not a traceback; any other exception keeps its traceback (a bug to report). In a
+    multirun the error propagates as usual, so the sweep records that job as failed."""
+    import functools
+    import sys
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserFacingError as err:
+            if _in_multirun():
+                raise  # a sweep records the failed job and goes on; SystemExit would end it
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapped
+
+
+def load_json(path, what: str):
+    """json.load with errors that name the file (and what it was supposed to be)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputFile(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{what} {path} is not valid JSON: {e}") from e
+
+
+def _get(cfg: DictConfig, key: str):
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class _Problems(list):
+    def check(self, ok: bool, key: str, value, expected: str) -> None:
+        if not ok:
+            self.append(f"{key}={value!r}: expected {expected}")
+
+    def int_at_least(self, cfg, key: str, low: int, optional: bool = False) -> None:
+        v = _get(cfg, key)
+        if v is None and (optional or OmegaConf.select(cfg, key, default="absent") == "absent"):
+            return
+        self.check(_is_int(v) and v >= low, key, v, f"an integer >= {low}" + (" or null" if optional else ""))
+
+    def number_in(self, cfg, key: str, low: float, high: float, optional: bool = True,
+                  low_open: bool = False) -> None:
+        v = _get(cfg, key)
+        if v is None:
+            return
+        ok = _is_number(v) and (v > low if low_open else v >= low) and v <= high
+        bracket = "(" if low_open else "["
+        self.check(ok, key, v, f"a number in {bracket}{low}, {high}]" + (" or null" if optional else ""))
+
+    def one_of(self, cfg, key: str, choices, optional: bool = True) -> None:
+        v = _get(cfg, key)
+        if v is None and optional:
+            return
+        self.check(v in choices, key, v, f"one of {list(choices)}")
+
+    def input_size(self, cfg, key: str) -> None:
+        from rsn_lightning.models.rsn import INPUT_DIVISOR
+
+        v = _get(cfg, key)
+        if v is None:
+            return
+        v = list(v) if OmegaConf.is_list(v) or isinstance(v, (list, tuple)) else v
+        ok = isinstance(v, list) and len(v) == 2 and all(_is_int(x) and x > 0 and x % INPUT_DIVISOR == 0
+                                                         for x in v)
+        self.check(ok, key, v, f"[W, H], two positive multiples of {INPUT_DIVISOR} (e.g. [192, 256])")
+
+    def odd_kernels(self, cfg, key: str) -> None:
+        v = _get(cfg, key)
+        if v is None:
+            return
+        values = list(v) if OmegaConf.is_list(v) else [v]
+        self.check(all(_is_int(x) and x > 0 and x % 2 == 1 for x in values), key,
+                   values if OmegaConf.is_list(v) else v, "odd positive integers (Gaussian kernel sizes)")
+
+
+def _check_data(cfg, p: _Problems) -> None:
+    from rsn_lightning.data.heatmap_targets import TARGET_TYPES
+
+    if _get(cfg, "data") is None:
+        return
+    p.input_size(cfg, "data.input_size")
+    p.int_at_least(cfg, "data.batch_size", 1)
+    p.int_at_least(cfg, "data.val_batch_size", 1, optional=True)
+    p.int_at_least(cfg, "data.num_workers", 0)
+    p.one_of(cfg, "data.val_boxes", ("gt", "detections"))
+    p.one_of(cfg, "data.target_type", TARGET_TYPES)
+    p.odd_kernels(cfg, "data.target_kernels")
+    p.number_in(cfg, "data.det_score_threshold", 0.0, 1.0)
+    for key in ("num_train", "num_val"):
+        p.int_at_least(cfg, f"data.synthetic.{key}", 1, optional=True)
+
+
+def _check_model(cfg, p: _Problems) -> None:
+    from rsn_lightning.evaluation.decoding import METHODS
+
+    if _get(cfg, "model") is None:
+        return
+    for key, (low, high) in ARCH_LIMITS.items():
+        if key == "width_mult":
+            p.number_in(cfg, f"model.net.{key}", low, high, low_open=True)
+        else:
+            v = _get(cfg, f"model.net.{key}")
+            if v is not None:
+                p.check(_is_int(v) and low <= v <= high, f"model.net.{key}", v, f"an integer in [{low}, {high}]")
+    blocks = _get(cfg, "model.net.blocks")
+    if blocks is not None:
+        b = list(blocks)
+        p.check(len(b) == 4 and all(_is_int(x) and 1 <= x <= MAX_BLOCKS for x in b), "model.net.blocks", b,
+                f"4 integers in [1, {MAX_BLOCKS}] (RSBs per encoder level)")
+    p.number_in(cfg, "model.optimizer.lr", 0.0, 10.0, low_open=True)
+    p.number_in(cfg, "model.optimizer.weight_decay", 0.0, 1.0)
+    p.one_of(cfg, "model.test.decode", METHODS)
+    p.odd_kernels(cfg, "model.test.blur_kernel")
+    p.one_of(cfg, "model.nonfinite_loss", ("stop", "skip"))
+    # the network's keypoints against the data's (named sets only: 'auto' is read from the data later)
+    k_model, kp = _get(cfg, "model.net.num_keypoints"), _get(cfg, "data.keypoints")
+    if _is_int(k_model) and isinstance(kp, str) and kp != "auto":
+        from rsn_lightning.keypoints import get_keypoint_spec
+
+        try:
+            k_data = get_keypoint_spec(kp).num_keypoints
+        except (KeyError, ValueError) as err:
+            p.append(f"data.keypoints={kp!r}: {err}")
+        else:
+            p.check(k_model == k_data, "model.net.num_keypoints", k_model,
+                    f"{k_data}, the number of keypoints of data.keypoints={kp!r}")
+
+
+def _check_trainer(cfg, p: _Problems) -> None:
+    if _get(cfg, "trainer") is None:
+        return
+    v = _get(cfg, "trainer.max_epochs")
+    if v is not None:
+        p.check(_is_int(v) and (v >= 1 or v == -1), "trainer.max_epochs", v, "an integer >= 1 (or -1: no limit)")
+    p.int_at_least(cfg, "trainer.check_val_every_n_epoch", 1, optional=True)
+    p.int_at_least(cfg, "trainer.accumulate_grad_batches", 1)
+    p.int_at_least(cfg, "trainer.log_every_n_steps", 1, optional=True)
+    p.number_in(cfg, "trainer.gradient_clip_val", 0.0, math.inf)
+
+
+def _check_checkpoint_folder(cfg, p: _Problems) -> None:
+    """Every checkpoint folder must be creatable and writable: a save that fails hours in loses the run."""
+    callbacks = _get(cfg, "callbacks") or {}
+    for name, conf in callbacks.items():
+        dirpath = conf.get("dirpath") if isinstance(conf, DictConfig) else None
+        if not dirpath:
+            continue
+        folder = Path(str(dirpath))
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        ok = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+        p.check(ok, f"callbacks.{name}.dirpath", str(folder),
+                f"a folder this user can write ({existing} is not writable)")
+
+
+def _check_predict(cfg, p: _Problems) -> None:
+    from rsn_lightning.evaluation.decoding import METHODS
+
+    p.input_size(cfg, "input_size")
+    p.int_at_least(cfg, "batch_size", 1)
+    p.one_of(cfg, "decode", METHODS)
+    p.odd_kernels(cfg, "blur_kernel")
+    p.one_of(cfg, "oks_nms", ("oks", "soft"))
+    p.one_of(cfg, "rescore", ("authors", "mmpose", "none"))
+    for key in ("det_score_thr", "score_thr", "score_threshold"):
+        p.number_in(cfg, key, -math.inf, math.inf)
+    p.number_in(cfg, "x_ext", 0.0, 10.0)
+    p.number_in(cfg, "y_ext", 0.0, 10.0)
+
+
+def _check_ckpt_path(cfg, p: _Problems, allow_last: bool) -> None:
+    path = _get(cfg, "ckpt_path")
+    if path is None or (allow_last and path == "last"):
+        return
+    f = Path(str(path))
+    p.check(f.is_file() and f.stat().st_size > 0, "ckpt_path", str(path),
+            "an existing, non-empty checkpoint file" + (" (or 'last')" if allow_last else ""))
+
+
+def validate_config(cfg: DictConfig, app: str) -> None:
+    """Check the values ``app`` ('train', 'eval' or 'predict') uses; ConfigError listing every problem."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    from rsn_lightning.cli.common import check_config
+
+    try:
+        check_config(cfg)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key} is required (no default): pass {err.full_key}=...") from None
+    p = _Problems()
+    if app == "predict":
+        _check_predict(cfg, p)
+    else:
+        _check_data(cfg, p)
+        _check_model(cfg, p)
+        _check_trainer(cfg, p)
+        if app == "train" and cfg.get("train", True):
+            _check_checkpoint_folder(cfg, p)
+    _check_ckpt_path(cfg, p, allow_last=app == "train")
+    if p:
+        raise ConfigError(f"{len(p)} invalid config value(s), nothing was run:\n  " + "\n  ".join(p))
+
+
+def resolve_last_checkpoint(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` with ``last`` replaced by this run folder's last checkpoint; ConfigError saying
+    where it looked when there is none (Lightning would silently start from scratch)."""
+    path = cfg.get("ckpt_path")
+    if path != "last":
+        return path
+    folders = []
+    for conf in (_get(cfg, "callbacks") or {}).values():
+        if isinstance(conf, DictConfig) and conf.get("dirpath") and conf.get("save_last"):
+            folders.append(Path(str(conf.dirpath)))
+    folders = folders or [Path(str(cfg.paths.output_dir)) / "checkpoints"]
+    for folder in dict.fromkeys(folders):
+        candidate = folder / "last.ckpt"
+        if candidate.is_file():
+            return str(candidate)
+    looked = ", ".join(str(f / "last.ckpt") for f in dict.fromkeys(folders))
+    raise ConfigError(
+        f"ckpt_path=last: no last checkpoint at {looked}. Resume in the run's own folder: "
+        "hydra.run.dir=<that run's output_dir> ckpt_path=last (or pass ckpt_path=<file>)")
+
+
+def check_arch(arch: dict, source: str) -> None:
+    """A checkpoint's recorded architecture within ``ARCH_LIMITS`` (BadInputError naming the key)."""
+    problems = []
+    for key, (low, high) in ARCH_LIMITS.items():
+        if key not in arch:
+            continue
+        v = arch[key]
+        ok = _is_number(v) and (low < v <= high if key == "width_mult" else _is_int(v) and low <= v <= high)
+        if not ok:
+            problems.append(f"{key}={v!r} (expected {low}..{high})")
+    blocks = arch.get("blocks")
+    if blocks is not None and not (isinstance(blocks, (list, tuple))
+                                   and all(_is_int(b) and 1 <= b <= MAX_BLOCKS for b in blocks)):
+        problems.append(f"blocks={blocks!r} (expected integers 1..{MAX_BLOCKS})")
+    if problems:
+        raise BadInputError(f"{source}: the recorded architecture is out of range ({'; '.join(problems)}): a "
+                         "damaged or tampered checkpoint; nothing was built")

@@ -1,0 +1,64 @@
+"""Checkpoint writes that are atomic on the target filesystem, and whose failures are errors.
+
+Lightning's own save (``lightning_fabric.utilities.cloud_io._atomic_save``) writes through an fsspec
+transaction whose temp file lives in ``TMPDIR``; when ``TMPDIR`` is on another filesystem the final
+move is a copy, so a job killed during it leaves a torn (even 0-byte) ``last.ckpt``. It also ignores a
+``PermissionError`` that is not a cross-device one, so an unwritable folder silently drops every save.
+Here the temp file is created in the checkpoint's own folder, written, fsynced, renamed over the target
+with ``os.replace`` (atomic within one filesystem) and the folder is fsynced, so a reader sees the old
+complete file or the new complete file; any error propagates. Remote paths (``s3://`` ...) keep
+Lightning's writer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+
+def _is_local(path) -> bool:
+    text = str(path)
+    return "://" not in text or text.startswith("file://")
+
+
+def atomic_torch_save(obj: Any, path) -> Path:
+    """``torch.save`` to ``path`` through a temp file in the same folder, fsync and rename."""
+    path = Path(str(path).removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600; give the file the permissions an ordinary open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a folder; the rename is still atomic
+        return path
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's TorchCheckpointIO with ``atomic_torch_save`` for local paths."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if storage_options is not None or not _is_local(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, path)
