@@ -30,7 +30,7 @@ TINY = [
     "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1",
     "+trainer.enable_progress_bar=false", "+trainer.num_sanity_val_steps=0",
 ]
-COLUMNS = ["job", "status", "model.optimizer.lr", "model", "input_size", "num_stages", "width_mult", "prm",
+COLUMNS = ["job", "status", "model.net.output_gain", "model", "input_size", "num_stages", "width_mult", "prm",
            "params_m", "gflops", "final_AP", "final_AR", "best_AP", "best_AR", "images_per_s", "wall_time_s",
            "error", "output_dir"]
 
@@ -92,10 +92,11 @@ def wandb_runs(folder: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """lr=1e-3 and 2e-3 train; lr=-1 fails in configure_optimizers, after its wandb run has started."""
+    """output gains 16 and 32 train; an infinite gain diverges at the first step (NaN loss, the
+    model.nonfinite_loss=stop error), after its wandb run has started: a job that fails mid-run."""
     tmp = tmp_path_factory.mktemp("sweep")
     proc = rsn(tmp, "rsn-train", "-m", *TINY, "logger=many_loggers", "trainer.max_epochs=2",
-               "model.optimizer.lr=1e-3,2e-3,-1")
+               "model.net.output_gain=16,32,inf")
     return tmp, only_sweep(tmp), proc
 
 
@@ -108,18 +109,18 @@ def test_sweep_leaves_a_summary_with_every_job_and_keeps_the_failed_one(sweep):
         reader = csv.DictReader(f)
         rows = list(reader)
     assert reader.fieldnames == COLUMNS
-    assert [(r["job"], r["status"], r["model.optimizer.lr"]) for r in rows] == [
-        ("0", "ok", "0.001"), ("1", "ok", "0.002"), ("2", "failed", "-1")]
-    assert "Invalid learning rate" in rows[2]["error"] and rows[2]["final_AP"] == ""
+    assert [(r["job"], r["status"], r["model.net.output_gain"]) for r in rows] == [
+        ("0", "ok", "16"), ("1", "ok", "32"), ("2", "failed", "inf")]
+    assert "loss is NaN/Inf" in rows[2]["error"] and rows[2]["final_AP"] == ""
     md = (folder / "summary.md").read_text().splitlines()
-    assert md[0].startswith("| job | status | model.optimizer.lr |") and len(md) == 2 + 3
-    assert "Invalid learning rate" in md[-1]
+    assert md[0].startswith("| job | status | model.net.output_gain |") and len(md) == 2 + 3
+    assert "loss is NaN/Inf" in md[-1]
 
     for row in rows[:2]:
         job = folder / row["job"]
         result = json.loads((job / "job_result.json").read_text())
         assert result["status"] == "ok" and result["error"] is None
-        assert f"model.optimizer.lr={row['model.optimizer.lr']}" in result["overrides"]
+        assert f"model.net.output_gain={row['model.net.output_gain']}" in result["overrides"]
         assert (row["model"], row["input_size"], row["num_stages"], row["prm"]) == ("rsn_tiny", "64x96", "1", "True")
         # the parameter count of the weights the job saved (batch-norm statistics are buffers, not parameters)
         state = torch.load(result["checkpoint"], weights_only=True, map_location="cpu")["state_dict"]
@@ -147,7 +148,7 @@ def test_one_wandb_run_per_job_named_by_its_swept_value_in_one_group(sweep):
     tmp, folder, proc = sweep
     runs = wandb_runs(folder)
     assert [r["folder"].name for r in runs] == ["0", "1", "2"]  # each job's run in its own folder
-    assert [r["name"] for r in runs] == ["lr=0.001", "lr=0.002", "lr=-1"]
+    assert [r["name"] for r in runs] == ["output_gain=16", "output_gain=32", "output_gain=inf"]
     assert {r["group"] for r in runs} == {folder.name}
     assert {r["job_type"] for r in runs} == {"train"}
     assert all({"quickstart", r["name"]} <= set(r["tags"]) for r in runs)
@@ -169,7 +170,7 @@ def test_eval_of_a_sweep_checkpoint_joins_its_group(sweep):
                "experiment=quickstart", "hydra.run.dir=eval_run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = wandb_runs(tmp / "eval_run")
-    assert (run["name"], run["group"], run["job_type"]) == ("lr=0.001", folder.name, "eval")
+    assert (run["name"], run["group"], run["job_type"]) == ("output_gain=16", folder.name, "eval")
 
 
 def test_wandb_with_a_key_but_no_server_goes_offline_quickly(tmp_path):
@@ -246,7 +247,8 @@ def test_a_job_requeued_by_slurm_resumes_from_its_last_checkpoint(tmp_path):
     first = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=1", "test=false", "hydra.run.dir=job")
     assert first.returncode == 0, first.stderr[-3000:]
     last = tmp_path / "job" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True, map_location="cpu")["epoch"] == 0
+    saved = torch.load(last, weights_only=True, map_location="cpu")
+    assert saved["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 1  # the first job's one epoch
     again = rsn(tmp_path, "rsn-train", *TINY, "logger=csv", "trainer.max_epochs=2", "test=false", "hydra.run.dir=job",
                 env=user_env(tmp_path, SLURM_RESTART_COUNT="1"))
     assert again.returncode == 0, again.stderr[-3000:]

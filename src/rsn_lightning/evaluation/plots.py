@@ -12,7 +12,6 @@ when none is given) and returns it; each ``*_figures`` writes PNG files and retu
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -207,20 +206,16 @@ def _row_from_job_result(job: Path, result: dict) -> dict:
 def load_sweep_rows(folder) -> list[dict]:
     """One dict per job of a sweep folder, with the columns of the sweep summary contract.
 
-    In order of preference: ``rsn_lightning.evaluation.sweeps.load_summary`` where it exists, the
-    folder's ``summary.csv``, each job's ``job_result.json``, and last the jobs' CSV logs
-    (``sweeps.load_sweep``: AP only, no cost columns)."""
+    In order of preference: the folder's ``summary.csv`` (``sweeps.load_summary``), each job's
+    ``job_result.json`` (a sweep whose launching process did not live to its end), and last the jobs' CSV
+    logs (``sweeps.load_sweep``: AP only, no cost columns)."""
     from rsn_lightning.evaluation import sweeps
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"sweep folder {folder} does not exist")
-    if hasattr(sweeps, "load_summary"):
+    if (folder / sweeps.SUMMARY_CSV).is_file():
         return [_normalise_row(r) for r in sweeps.load_summary(folder)]
-    summary = folder / "summary.csv"
-    if summary.is_file():
-        with summary.open(newline="") as f:
-            return [_normalise_row(r) for r in csv.DictReader(f)]
     jobs = sorted((p for p in folder.iterdir() if (p / "job_result.json").is_file()),
                   key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
     if jobs:
