@@ -121,11 +121,19 @@ def test_lightning_checkpoint_loads_as_a_bare_network(overfit_run, tmp_path):
     module, trainer, _, _ = overfit_run
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
+    # the module trains channels-last (the default); its checkpoint stays in the default layout
+    assert any(t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+               for t in module.net.state_dict().values())
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert all(t.is_contiguous() for t in saved.values())
     net = load_model(path)  # weights_only=True inside
     x = torch.randn(2, 3, INPUT_SIZE[1], INPUT_SIZE[0])
     module.net.eval()
     with torch.no_grad():
-        assert torch.allclose(net(x), module.net(x), atol=1e-5)
+        ref = module.net(x.contiguous(memory_format=torch.channels_last))
+        out = net(x)
+    # the two layouts take different convolution kernels: equal up to float32 rounding
+    assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
     assert net.normalization.channel_order == "BGR"
     assert net.keypoints == "coco"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
