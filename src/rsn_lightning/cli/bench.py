@@ -200,7 +200,7 @@ class _Workload:
         torch.cuda.synchronize() if self.dev.type == "cuda" else None
 
 
-def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, steps: int = 3, warmup: int = 1,
+def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, steps: int = 3, warmup: int = 2,
                  rounds: int = 2, device: str = "auto", channels_last: bool = True, memory: bool = True,
                  gemm_gflops: float | None = None, progress=print) -> list[dict]:
     """One entry per (preset, input size, mode); modes of one preset and size are timed in interleaved
@@ -252,7 +252,7 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                     fn = getattr(wl, f"{kind}_fn")
                     entry[f"{kind}_peak_mb"] = (round(peak_memory_mb(fn, dev), 1)
                                                 if memory and fn is not None and not wl.skipped
-                                                and mode != "onnxruntime" else None)
+                                                and mode not in ("onnxruntime", "compile") else None)
                 entries.append(entry)
             del loads
             if dev.type == "cuda":
@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "autocast where native, skipped elsewhere; checkpoint: activation checkpointing (training)")
     p.add_argument("--amp", action="store_true", help="add the amp mode (skipped with a warning where emulated)")
     p.add_argument("--steps", type=int, default=3, help="steps per timed round")
-    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (oneDNN builds its kernels)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; rates are the median")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-channels-last", action="store_true", help="run the default mode in NCHW")
