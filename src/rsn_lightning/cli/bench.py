@@ -202,17 +202,17 @@ class _Workload:
 
 def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, steps: int = 3, warmup: int = 2,
                  rounds: int = 2, device: str = "auto", channels_last: bool = True, memory: bool = True,
-                 gemm_gflops: float | None = None, progress=print) -> list[dict]:
+                 gemm_size: int = 2048, progress=print) -> list[dict]:
     """One entry per (preset, input size, mode); modes of one preset and size are timed in interleaved
-    rounds of ``steps`` steps each (after ``warmup`` steps), and each rate is the median over rounds."""
+    rounds of ``steps`` steps each (after ``warmup`` steps), and each rate is the median over rounds.
+    The GEMM ceiling is measured in every round too, and utilisation uses its median over the preset's
+    rounds, so that load from other processes weighs on the model and on its ceiling alike."""
     import torch
 
     from rsn_lightning.models.flops import count_macs, count_params
     from rsn_lightning.models.registry import create_model
 
     dev = _device(device)
-    if gemm_gflops is None:
-        gemm_gflops = gemm_ceiling(str(dev))
     entries = []
     for model in models:
         ref = create_model(model)
@@ -225,6 +225,7 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                 progress(f"  {model} {w}x{h} {mode}: set-up")
                 loads[mode] = _Workload(model, (w, h), batch, mode, dev, channels_last)
             rates: dict[tuple[str, str], list[float]] = {}
+            ceilings = []
             for kind in ("train", "infer"):
                 runnable = [(m, getattr(wl, f"{kind}_fn")) for m, wl in loads.items()
                             if not wl.skipped and getattr(wl, f"{kind}_fn") is not None]
@@ -237,8 +238,10 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                         for _ in range(steps):
                             fn()
                         rates.setdefault((mode, kind), []).append(batch * steps / (time.perf_counter() - t))
+                    ceilings.append(gemm_ceiling(str(dev), n=gemm_size, repeats=3))
                     progress(f"  {model} {w}x{h} {kind} round {r + 1}/{rounds}: " + ", ".join(
                         f"{m} {rates[(m, kind)][-1]:.1f}" for m, _ in runnable) + " images/s")
+            gemm_gflops = statistics.median(ceilings)
             for mode, wl in loads.items():
                 entry = {"model": model, "input": f"{w}x{h}", "mode": mode, "batch": batch, "device": str(dev),
                          "params_m": round(params_m, 3), "gmac_per_image": round(gmac, 4),
@@ -410,11 +413,12 @@ def _fmt(v, spec=".1f") -> str:
 
 def markdown(entries: list[dict], info: dict) -> str:
     lines = [f"rsn-bench on {info['device']} ({info['threads']} threads, torch {info['torch']}); "
-             f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s (measured in this run, {info['gemm_n']}^3 "
-             f"sgemm); native bf16: {info['native_bf16']}; load average at start {info['load_average']}.", "",
-             "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | "
+             f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s at the start ({info['gemm_n']}^3 sgemm; "
+             f"utilisation uses the ceiling measured between each preset's rounds, column GEMM); "
+             f"native bf16: {info['native_bf16']}; load average at start {info['load_average']}.", "",
+             "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | GEMM GFLOP/s | "
              "train util. | infer util. | train peak MiB | infer peak MiB |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in entries:
         if e["model"] is None:
             continue
@@ -422,6 +426,7 @@ def markdown(entries: list[dict], info: dict) -> str:
         mode = e["mode"] + (f" (skipped: {e['skipped']})" if e.get("skipped") else "")
         lines.append(f"| {e['model']} | {e['input']} | {mode} | {e['batch']} | {e['params_m']:.2f} | "
                      f"{e['gmac_per_image']:.2f} | {_fmt(e['train_images_per_s'])} | {_fmt(e['infer_images_per_s'])} | "
+                     f"{e['gemm_gflops']:.0f} | "
                      f"{_fmt(util['train'], '.0f')}{'%' if util['train'] is not None else ''} | "
                      f"{_fmt(util['infer'], '.0f')}{'%' if util['infer'] is not None else ''} | "
                      f"{_fmt(e['train_peak_mb'], '.0f')} | {_fmt(e['infer_peak_mb'], '.0f')} |")
@@ -473,7 +478,7 @@ def run(args) -> tuple[list[dict], dict]:
     entries = bench_models(args.model, sizes, batch=args.batch, modes=modes, steps=args.steps,
                            warmup=args.warmup, rounds=args.rounds, device=args.device,
                            channels_last=not args.no_channels_last, memory=not args.no_memory,
-                           gemm_gflops=info["gemm_gflops"], progress=say)
+                           gemm_size=args.gemm_size, progress=say)
     if args.eval_images > 0:
         entries += bench_eval(args.eval_images, args.dets_per_image, progress=say)
     if args.data_seconds > 0:
