@@ -40,7 +40,7 @@ def test_rsn_bench_writes_json_and_markdown(tmp_path):
         assert e["infer_images_per_s"] > 0
         # utilisation = model FLOP/s (2 FLOPs per multiply-add) over the measured GEMM ceiling
         assert e["infer_utilisation"] == pytest.approx(
-            e["infer_images_per_s"] * 2 * e["gmac_per_image"] / e["gemm_gflops"], rel=0.02, abs=2e-3)
+            e["infer_images_per_s"] * 2 * e["gmac_per_image"] / e["infer_gemm_gflops"], rel=0.02, abs=2e-3)
     for mode in ("default", "nchw", "checkpoint"):
         assert models[mode]["train_images_per_s"] > 0 and models[mode]["train_peak_mb"] > 0
     assert models["fold-bn"]["train_images_per_s"] is None and models["checkpoint"]["infer_images_per_s"] is None

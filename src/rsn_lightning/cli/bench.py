@@ -205,8 +205,9 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                  gemm_size: int = 2048, progress=print) -> list[dict]:
     """One entry per (preset, input size, mode); modes of one preset and size are timed in interleaved
     rounds of ``steps`` steps each (after ``warmup`` steps), and each rate is the median over rounds.
-    The GEMM ceiling is measured in every round too, and utilisation uses its median over the preset's
-    rounds, so that load from other processes weighs on the model and on its ceiling alike."""
+    The GEMM ceiling is measured after every round too, and each utilisation uses its median over the
+    rounds of the same kind (training or inference), so that load from other processes weighs on the
+    model and on its ceiling alike."""
     import torch
 
     from rsn_lightning.models.flops import count_macs, count_params
@@ -225,7 +226,7 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                 progress(f"  {model} {w}x{h} {mode}: set-up")
                 loads[mode] = _Workload(model, (w, h), batch, mode, dev, channels_last)
             rates: dict[tuple[str, str], list[float]] = {}
-            ceilings = []
+            ceilings: dict[str, list[float]] = {}
             for kind in ("train", "infer"):
                 runnable = [(m, getattr(wl, f"{kind}_fn")) for m, wl in loads.items()
                             if not wl.skipped and getattr(wl, f"{kind}_fn") is not None]
@@ -238,10 +239,11 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                         for _ in range(steps):
                             fn()
                         rates.setdefault((mode, kind), []).append(batch * steps / (time.perf_counter() - t))
-                    ceilings.append(gemm_ceiling(str(dev), n=gemm_size, repeats=3))
+                    ceilings.setdefault(kind, []).append(gemm_ceiling(str(dev), n=gemm_size, repeats=3))
                     progress(f"  {model} {w}x{h} {kind} round {r + 1}/{rounds}: " + ", ".join(
                         f"{m} {rates[(m, kind)][-1]:.1f}" for m, _ in runnable) + " images/s")
-            gemm_gflops = statistics.median(ceilings)
+            gemm = {kind: statistics.median(c) for kind, c in ceilings.items()}
+            gemm_gflops = statistics.median([c for cs in ceilings.values() for c in cs])
             for mode, wl in loads.items():
                 entry = {"model": model, "input": f"{w}x{h}", "mode": mode, "batch": batch, "device": str(dev),
                          "params_m": round(params_m, 3), "gmac_per_image": round(gmac, 4),
@@ -250,8 +252,9 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                     got = rates.get((mode, kind))
                     ips = statistics.median(got) if got else None
                     entry[f"{kind}_images_per_s"] = None if ips is None else round(ips, 2)
+                    entry[f"{kind}_gemm_gflops"] = round(gemm[kind], 1) if kind in gemm else None
                     entry[f"{kind}_utilisation"] = (None if ips is None else
-                                                    round(ips * factor * 2 * gmac / gemm_gflops, 3))
+                                                    round(ips * factor * 2 * gmac / gemm[kind], 3))
                     fn = getattr(wl, f"{kind}_fn")
                     entry[f"{kind}_peak_mb"] = (round(peak_memory_mb(fn, dev), 1)
                                                 if memory and fn is not None and not wl.skipped
@@ -414,9 +417,11 @@ def _fmt(v, spec=".1f") -> str:
 def markdown(entries: list[dict], info: dict) -> str:
     lines = [f"rsn-bench on {info['device']} ({info['threads']} threads, torch {info['torch']}); "
              f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s at the start ({info['gemm_n']}^3 sgemm; "
-             f"utilisation uses the ceiling measured between each preset's rounds, column GEMM); "
+             f"utilisation uses the ceilings measured beside each preset's training and inference rounds, "
+             f"column GEMM); "
              f"native bf16: {info['native_bf16']}; load average at start {info['load_average']}.", "",
-             "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | GEMM GFLOP/s | "
+             "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | "
+             "GEMM GFLOP/s train/infer | "
              "train util. | infer util. | train peak MiB | infer peak MiB |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in entries:
@@ -426,7 +431,7 @@ def markdown(entries: list[dict], info: dict) -> str:
         mode = e["mode"] + (f" (skipped: {e['skipped']})" if e.get("skipped") else "")
         lines.append(f"| {e['model']} | {e['input']} | {mode} | {e['batch']} | {e['params_m']:.2f} | "
                      f"{e['gmac_per_image']:.2f} | {_fmt(e['train_images_per_s'])} | {_fmt(e['infer_images_per_s'])} | "
-                     f"{e['gemm_gflops']:.0f} | "
+                     f"{_fmt(e['train_gemm_gflops'], '.0f')}/{_fmt(e['infer_gemm_gflops'], '.0f')} | "
                      f"{_fmt(util['train'], '.0f')}{'%' if util['train'] is not None else ''} | "
                      f"{_fmt(util['infer'], '.0f')}{'%' if util['infer'] is not None else ''} | "
                      f"{_fmt(e['train_peak_mb'], '.0f')} | {_fmt(e['infer_peak_mb'], '.0f')} |")
