@@ -6,7 +6,8 @@ checkpointing, the plain NCHW layout): parameters, multiply-adds counted by
 ``torch.utils.flop_counter``, training-step and inference images/s, peak memory, and utilisation =
 the model's FLOP/s over the float32 GEMM rate measured in the same run (a large matrix product; the
 figure that carries from one machine to another). Training counts 3x the forward's FLOPs. Modes are
-timed in interleaved rounds, so load from other processes affects them alike.
+timed in interleaved rounds, so load from other processes affects them alike, and each rate is the
+best round's.
 
 Optionally also the evaluation time of a COCO-scale keypoint results file (generated: 5,000 images,
 100,000 detections) with pycocotools and faster-coco-eval, and the data pipeline's samples/s per
@@ -23,7 +24,6 @@ import copy
 import json
 import math
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -175,6 +175,9 @@ class _Workload:
         export_onnx(copy.deepcopy(self.net).float().to(memory_format=torch.contiguous_format), path, input_size)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
+        # ONNX Runtime's threads otherwise busy-wait after each run, stealing the cores from the modes
+        # timed after it in the same process
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         feed = {"input": self.x.contiguous().cpu().numpy()}
         self.infer_fn = lambda: session.run(None, feed)
@@ -204,10 +207,10 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                  rounds: int = 2, device: str = "auto", channels_last: bool = True, memory: bool = True,
                  gemm_size: int = 2048, progress=print) -> list[dict]:
     """One entry per (preset, input size, mode); modes of one preset and size are timed in interleaved
-    rounds of ``steps`` steps each (after ``warmup`` steps), and each rate is the median over rounds.
-    The GEMM ceiling is measured after every round too, and each utilisation uses its median over the
-    rounds of the same kind (training or inference), so that load from other processes weighs on the
-    model and on its ceiling alike."""
+    rounds of ``steps`` steps each (after ``warmup`` steps), and each rate is the best round's (the one
+    least disturbed by other processes, as ``timeit`` takes the minimum). The GEMM ceiling is measured
+    after every round too, and each utilisation uses its best over the rounds of the same kind
+    (training or inference), so that model and ceiling are read alike."""
     import torch
 
     from rsn_lightning.models.flops import count_macs, count_params
@@ -242,15 +245,15 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                     ceilings.setdefault(kind, []).append(gemm_ceiling(str(dev), n=gemm_size, repeats=3))
                     progress(f"  {model} {w}x{h} {kind} round {r + 1}/{rounds}: " + ", ".join(
                         f"{m} {rates[(m, kind)][-1]:.1f}" for m, _ in runnable) + " images/s")
-            gemm = {kind: statistics.median(c) for kind, c in ceilings.items()}
-            gemm_gflops = statistics.median([c for cs in ceilings.values() for c in cs])
+            gemm = {kind: max(c) for kind, c in ceilings.items()}
+            gemm_gflops = max(c for cs in ceilings.values() for c in cs)
             for mode, wl in loads.items():
                 entry = {"model": model, "input": f"{w}x{h}", "mode": mode, "batch": batch, "device": str(dev),
                          "params_m": round(params_m, 3), "gmac_per_image": round(gmac, 4),
                          "gemm_gflops": round(gemm_gflops, 1), "skipped": wl.skipped}
                 for kind, factor in (("train", TRAIN_FLOP_FACTOR), ("infer", 1)):
                     got = rates.get((mode, kind))
-                    ips = statistics.median(got) if got else None
+                    ips = max(got) if got else None
                     entry[f"{kind}_images_per_s"] = None if ips is None else round(ips, 2)
                     entry[f"{kind}_gemm_gflops"] = round(gemm[kind], 1) if kind in gemm else None
                     entry[f"{kind}_utilisation"] = (None if ips is None else
@@ -417,7 +420,7 @@ def _fmt(v, spec=".1f") -> str:
 def markdown(entries: list[dict], info: dict) -> str:
     lines = [f"rsn-bench on {info['device']} ({info['threads']} threads, torch {info['torch']}); "
              f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s at the start ({info['gemm_n']}^3 sgemm; "
-             f"utilisation uses the ceilings measured beside each preset's training and inference rounds, "
+             f"utilisation uses the best ceilings measured beside each preset's training and inference rounds, "
              f"column GEMM); "
              f"native bf16: {info['native_bf16']}; load average at start {info['load_average']}.", "",
              "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | "
@@ -506,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="add the amp mode (skipped with a warning where emulated)")
     p.add_argument("--steps", type=int, default=3, help="steps per timed round")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (oneDNN builds its kernels)")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; rates are the median")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; rates are the best round's")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-channels-last", action="store_true", help="run the default mode in NCHW")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
