@@ -134,7 +134,9 @@ class _Workload:
         self.train_fn = self._train_step
         self.infer_fn = self._infer_step
         self.forward_all = self.net.forward_all
-        self.forward = self.net
+        # inference runs a copy taken before any training step: every mode infers with the same weights
+        # (trained ones can hold denormal values, which slow CPU arithmetic down)
+        self.forward = copy.deepcopy(self.net).eval()
         if mode == "amp":
             dtype = autocast_dtype(dev.type)
             if dtype is None:
@@ -145,11 +147,11 @@ class _Workload:
                 self.autocast = lambda: torch.autocast(dev.type, dtype=dtype)
         elif mode == "compile":
             self.forward_all = torch.compile(self.net.forward_all)
-            self.forward = torch.compile(self.net)
+            self.forward = torch.compile(self.forward)
         elif mode == "fold-bn":
             from rsn_lightning.models.fuse import fold_batchnorm
 
-            self.forward = fold_batchnorm(self.net).to(memory_format=layout)
+            self.forward = fold_batchnorm(self.forward).to(memory_format=layout)
         elif mode == "onnxruntime":
             self._onnx_session(model, input_size)
         if mode in INFERENCE_ONLY:
@@ -197,7 +199,6 @@ class _Workload:
     def _infer_step(self) -> None:
         import torch
 
-        self.net.eval()
         with torch.no_grad(), self.autocast():
             self.forward(self.x)
         torch.cuda.synchronize() if self.dev.type == "cuda" else None
