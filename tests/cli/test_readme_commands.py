@@ -292,7 +292,8 @@ def _env() -> dict:
 SHELL_SYNTAX = re.compile(r"[$*|;&<>`]")
 
 
-def _run_tool(argv: list[str], cwd: Path, timeout: int = 300, shell_line: str | None = None) -> subprocess.CompletedProcess:
+def _run_tool(argv: list[str], cwd: Path, timeout: int = 300,
+              shell_line: str | None = None) -> subprocess.CompletedProcess:
     """Run a console script of the venv; ``shell_line``: the command uses shell syntax (``$(...)``, globs),
     so bash runs that line as typed (the first word must still be a tool of the venv)."""
     tool = argv[0].removeprefix(".venv/bin/")

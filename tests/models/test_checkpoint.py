@@ -39,7 +39,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 def test_lightning_checkpoint_loads(tmp_path):
     torch.manual_seed(0)
-    net = _trained_looking(RSN(**SMALL, efficient=True))
+    net = _trained_looking(RSN(**SMALL, checkpoint_activations=True))
     sd = {f"net.{k}": v for k, v in net.state_dict().items()}
     sd["criterion.dummy"] = torch.zeros(1)  # other module state in a Lightning checkpoint is ignored
     torch.save(
@@ -54,7 +54,7 @@ def test_lightning_checkpoint_loads(tmp_path):
     )
     loaded = load_model(tmp_path / "last.ckpt")
     assert loaded.normalization.mean == (0.4, 0.4, 0.4) and loaded.keypoints == "mpii"
-    assert loaded.arch_config()["efficient"] is False  # checkpointing is a training-time choice
+    assert loaded.arch_config()["checkpoint_activations"] is False  # checkpointing is a training-time choice
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), net.eval()(x))

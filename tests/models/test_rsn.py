@@ -152,7 +152,7 @@ def test_channels_last_matches():
 def test_activation_checkpointing_gives_same_gradients():
     torch.manual_seed(0)
     plain = RSN(num_stages=2, **SMALL).train()
-    ckpt = RSN(num_stages=2, **SMALL, efficient=True).train()
+    ckpt = RSN(num_stages=2, **SMALL, checkpoint_activations=True).train()
     ckpt.load_state_dict(plain.state_dict())
     x = _x()
     grads = []

@@ -8,22 +8,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from rsn_lightning.training.precision import checked_precision, cpu_mixed_precision
+
 log = logging.getLogger(__name__)
-
-
-def cpu_mixed_precision() -> str:
-    """Lightning precision for CPU training: ``bf16-mixed`` where the CPU computes bf16 natively
-    (AVX-512 BF16 or AMX), else ``32-true`` (emulated bf16 is slower than float32)."""
-    import torch
-
-    def probe(name: str) -> bool:
-        try:
-            return bool(getattr(torch.cpu, name)())
-        except (AttributeError, RuntimeError):  # private probes: absent on some builds/platforms
-            return False
-
-    native = probe("_is_avx512_bf16_supported") or probe("_is_amx_tile_supported")
-    return "bf16-mixed" if native else "32-true"
 
 
 # ``precision: ${cpu_mixed_precision:}`` in a config picks per machine (the quickstart uses it)
@@ -71,6 +58,15 @@ def instantiate_group(group: DictConfig | None) -> list:
             log.info("instantiating %s <%s>", name, conf._target_)
             objects.append(instantiate(conf))
     return objects
+
+
+def instantiate_trainer(trainer_cfg: DictConfig, **kwargs):
+    """The Lightning Trainer of a ``trainer`` config group, with a precision the device computes natively
+    (an emulated bf16/fp16 request falls back to float32 with a warning: see training/precision.py)."""
+    from hydra.utils import instantiate
+
+    precision = checked_precision(trainer_cfg.get("precision", "32-true"), trainer_cfg.get("accelerator", "auto"))
+    return instantiate(trainer_cfg, precision=precision, **kwargs)
 
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")

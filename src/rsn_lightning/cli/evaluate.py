@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
 from rsn_lightning.cli.sweep_job import JobRecord
 from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
@@ -54,7 +54,7 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
         )
     module = RSNLitModule(net=net, test=cfg.model.get("test"), output_dir=cfg.paths.output_dir)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=[record.callback] if record else [])
+    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=[record.callback] if record else [])
     trainer.validate(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     out = Path(cfg.paths.output_dir)

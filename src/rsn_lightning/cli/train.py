@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rsn_lightning.cli.common import config_dir, instantiate_group, print_report, start_run
+from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
 from rsn_lightning.cli.sweep_job import JobRecord, relaunch_ranks_as_this_job, requeued_checkpoint
 from rsn_lightning.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
@@ -31,7 +31,7 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -140,7 +140,8 @@ def load_model(path: str | Path, map_location="cpu") -> RSN:
     training wrote, ``input_size`` (W, H) and ``test_settings`` (flip test and decoding it was
     validated with; None for converted checkpoints)."""
     d = load_checkpoint_dict(path, map_location)
-    arch = {**d["arch"], "efficient": False}
+    # checkpointing is a training-time choice: a loaded network runs plainly (older arch dicts say "efficient")
+    arch = {k: v for k, v in d["arch"].items() if k != "efficient"} | {"checkpoint_activations": False}
     net = RSN(**arch)
     load_state_dict_strict(net, d["state_dict"], source=str(path))
     net.normalization = d["normalization"]

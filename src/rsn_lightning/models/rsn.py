@@ -102,7 +102,10 @@ class RSN(nn.Module):
             only, the rest at PyTorch's default, as the authors' network.py).
         use_prm: the older boolean form of ``prm`` (True = last_unit), kept so that older configs and
             checkpoints' ``arch`` still build; ``arch_config()`` writes ``prm``.
-        efficient: activation checkpointing per RSB and per upsample unit (training memory for compute).
+        checkpoint_activations: activation checkpointing per RSB and per upsample unit: training stores
+            only the block inputs and recomputes the rest in backward (memory for compute).
+        efficient: the authors' name for ``checkpoint_activations`` (kept so their configs and older
+            checkpoints' arch dicts still load); either turns it on.
         conv_bias: convolutions with a bias, as in the authors' checkpoints.
         output_gain: constant factor on every heatmap the network emits (1 in the paper). The heads end
             in batch norm, whose outputs start near unit scale while the targets peak at 255; the
@@ -122,11 +125,12 @@ class RSN(nn.Module):
         num_branches: int = 4,
         branch_ratio: float = 26 / 64,
         prm: str | bool = "last_unit",
-        efficient: bool = False,
+        checkpoint_activations: bool = False,
         conv_bias: bool = False,
         output_gain: float = 1.0,
         init: str = "kaiming",
         use_prm: bool | None = None,
+        efficient: bool = False,
     ):
         super().__init__()
         prm = prm_placement(prm, use_prm)
@@ -138,6 +142,7 @@ class RSN(nn.Module):
             raise ValueError(
                 f"blocks needs {len(BASE_CHANNELS)} entries (one per encoder layer), got {list(blocks)}"
             )
+        checkpoint_activations = bool(checkpoint_activations or efficient)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be > 0, got {width_mult}")
         self._config = dict(
@@ -150,7 +155,7 @@ class RSN(nn.Module):
             num_branches=int(num_branches),
             branch_ratio=float(branch_ratio),
             prm=prm,
-            efficient=bool(efficient),
+            checkpoint_activations=checkpoint_activations,
             conv_bias=bool(conv_bias),
             output_gain=float(output_gain),
             init=init,
@@ -169,7 +174,7 @@ class RSN(nn.Module):
                 num_branches=num_branches,
                 branch_ratio=branch_ratio,
                 conv_bias=conv_bias,
-                efficient=efficient,
+                efficient=checkpoint_activations,
             )
             for s in range(num_stages)
         )
@@ -189,8 +194,10 @@ class RSN(nn.Module):
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
 
     @property
-    def efficient(self) -> bool:
-        return self._config["efficient"]
+    def checkpoint_activations(self) -> bool:
+        return self._config["checkpoint_activations"]
+
+    efficient = checkpoint_activations
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != IN_CHANNELS:

@@ -69,7 +69,7 @@ def _merged(defaults: dict, given: dict | None) -> dict:
 class RSNLitModule(pl.LightningModule):
     def __init__(self, net: nn.Module, optimizer: dict | None = None, scheduler: dict | None = None,
                  loss: dict | None = None, test: dict | None = None, output_dir: str | None = None,
-                 compile: bool = False, channels_last: bool = False, nonfinite_loss: str = "stop"):
+                 compile: bool = False, channels_last: bool = True, nonfinite_loss: str = "stop"):
         super().__init__()
         if nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"nonfinite_loss must be one of {NONFINITE_LOSS}, got {nonfinite_loss!r}")
@@ -188,22 +188,29 @@ class RSNLitModule(pl.LightningModule):
         self._val_outputs = []
         self._vis = None
 
-    def test_heatmaps(self, images: torch.Tensor) -> torch.Tensor:
-        """Final heatmaps with the configured flip test (the authors': average with the mirrored
-        input's heatmaps, joints swapped back, no shift)."""
-        from rsn_lightning.evaluation.flip import flip_test
+    def test_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """(final heatmaps with the configured flip test, every unit's heatmaps of the plain input).
 
-        if not self.test_cfg["flip"]:
-            return self.net(images)
-        return flip_test(self.net, images, self.keypoint_spec.flip_index, shift=self.test_cfg["flip_shift"])
+        One pass of ``forward_all`` gives both the loss's unit heatmaps and the plain half of the flip
+        test (``forward`` is its last unit), so validation runs the network twice per batch, not three
+        times. The flip test is the authors': average with the mirrored input's heatmaps, joints
+        swapped back, no shift."""
+        from rsn_lightning.evaluation.flip import flip_heatmaps
+
+        outputs = self._outputs_all(images)
+        heatmaps = outputs[-1][-1]
+        if self.test_cfg["flip"]:
+            mirrored = self._outputs_all(images.flip(-1))[-1][-1]
+            flipped = flip_heatmaps(mirrored, self.keypoint_spec.flip_index, shift=self.test_cfg["flip_shift"])
+            heatmaps = (heatmaps + flipped) * 0.5
+        return heatmaps, outputs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         from rsn_lightning.evaluation.decoding import decode_heatmaps
 
         images = batch["image"]
-        heatmaps = self.test_heatmaps(images)
+        heatmaps, outputs = self.test_outputs(images)
         if "heatmaps" in batch and batch["heatmaps"].numel() > 0:
-            outputs = self._outputs_all(images)
             total, _ = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
             self.log("val/loss", total, batch_size=images.shape[0], sync_dist=True)
         size = (images.shape[-1], images.shape[-2])
@@ -376,6 +383,11 @@ class RSNLitModule(pl.LightningModule):
         if size is not None:
             checkpoint["input_size"] = [int(v) for v in size]
         checkpoint["rng_states"] = _rng_states()
+        # layout-free weights: a channels-last network's 4-D tensors are saved in the default layout
+        state = checkpoint.get("state_dict")
+        if state is not None:
+            checkpoint["state_dict"] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v
+                                        for k, v in state.items()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # a resumed run draws the same shuffles and augmentations as the run that was never stopped

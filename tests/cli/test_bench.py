@@ -1,0 +1,77 @@
+"""rsn-bench through its console script, and its measuring parts on real values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rsn_lightning.cli.bench import bench_eval, gemm_ceiling, peak_memory_mb
+from rsn_lightning.models import count_macs, create_model
+
+RSN_BENCH = str(Path(sys.executable).with_name("rsn-bench"))
+REQUIRED = ("model", "input", "mode", "batch", "train_images_per_s", "infer_images_per_s", "gmac_per_image",
+            "gemm_gflops", "infer_utilisation", "train_utilisation")
+
+
+def test_rsn_bench_writes_json_and_markdown(tmp_path):
+    cmd = [RSN_BENCH, "--model", "rsn_tiny", "--input", "64", "64", "--batch", "2", "--steps", "1", "--rounds", "1",
+           "--warmup", "1", "--modes", "default", "nchw", "fold-bn", "onnxruntime", "checkpoint",
+           "--eval-images", "30", "--data-seconds", "0.5", "--gemm-size", "256",
+           "--json", "out/bench.json", "--markdown", "out/bench.md"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = json.loads((tmp_path / "out/bench.json").read_text())
+    models = {e["mode"]: e for e in entries if e["model"] is not None}
+    assert set(models) == {"default", "nchw", "fold-bn", "onnxruntime", "checkpoint"}
+    gmac = count_macs(create_model("rsn_tiny"), (64, 64)) / 1e9
+    for mode, e in models.items():
+        assert set(REQUIRED) <= set(e), mode
+        assert e["model"] == "rsn_tiny" and e["input"] == "64x64" and e["batch"] == 2
+        assert e["gmac_per_image"] == pytest.approx(gmac, rel=1e-3)
+        assert e["gemm_gflops"] > 0
+    for mode in ("default", "nchw", "fold-bn", "onnxruntime"):
+        e = models[mode]
+        assert e["infer_images_per_s"] > 0
+        # utilisation = model FLOP/s (2 FLOPs per multiply-add) over the measured GEMM ceiling
+        assert e["infer_utilisation"] == pytest.approx(
+            e["infer_images_per_s"] * 2 * e["gmac_per_image"] / e["infer_gemm_gflops"], rel=0.02, abs=2e-3)
+    for mode in ("default", "nchw", "checkpoint"):
+        assert models[mode]["train_images_per_s"] > 0 and models[mode]["train_peak_mb"] > 0
+    assert models["fold-bn"]["train_images_per_s"] is None and models["checkpoint"]["infer_images_per_s"] is None
+    # activation checkpointing stores less for backward
+    assert models["checkpoint"]["train_peak_mb"] < models["default"]["train_peak_mb"]
+    data = next(e for e in entries if e["mode"] == "data")
+    assert data["decode_images_per_s"] > 0 and data["samples_per_s_per_worker"] > 0
+    evals = [e for e in entries if e["mode"].startswith("coco-eval")]
+    assert evals[0]["mode"] == "coco-eval:pycocotools" and evals[0]["num_detections"] == 600
+    md = (tmp_path / "out/bench.md").read_text()
+    assert "GEMM ceiling" in md and "| rsn_tiny | 64x64 | fold-bn |" in md and "loader worker" in md
+
+
+def test_peak_memory_counts_live_tensors():
+    def two_live_then_one():
+        a = torch.ones(1024, 1024, 25)  # 100 MiB
+        b = a * 2  # 200 MiB live
+        del a
+        c = b + 1  # still 200 MiB live
+        return c.sum()
+
+    assert peak_memory_mb(two_live_then_one, torch.device("cpu")) == pytest.approx(200, rel=0.01)
+
+
+def test_gemm_ceiling_is_a_rate():
+    assert gemm_ceiling("cpu", n=256, repeats=2) > 0.1  # GFLOP/s: any CPU of this century does more
+
+
+def test_faster_coco_eval_gives_pycocotools_stats():
+    pytest.importorskip("faster_coco_eval", reason="faster-coco-eval not installed (pip install '.[fast-eval]')")
+    py, fast = bench_eval(num_images=300, dets_per_image=10, progress=lambda *_: None)
+    assert py["num_detections"] == fast["num_detections"] == 3000
+    assert 0.05 < py["AP"] < 0.95
+    assert fast["max_stat_difference"] == 0.0
