@@ -129,6 +129,11 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "rsn-export model.ckpt model.onnx --input-size 192 256": Run(
         inputs=("model.ckpt",), expect="onnxruntime vs PyTorch"),
     "rsn-bench --model rsn18 --input 192 256 --batch 32": Run(("--batch", "2", "--steps", "1"), expect="images/s"),
+    # README: Performance (the benchmark of the README's table, on the tiny preset, 1 step, tiny evaluation)
+    "rsn-bench --model rsn18 rsn50 --input 192 256 --batch 16 --eval-images 5000 --data-seconds 5 --json bench.json "
+    "--markdown bench.md": Run(
+        ("--model", "rsn_tiny", "--input", "64", "96", "--batch", "2", "--steps", "1", "--warmup", "0", "--rounds", "1",
+         "--eval-images", "20", "--data-seconds", "0.2", "--gemm-size", "256"), expect="images/s"),
     "python scripts/bench_data.py": Run(
         ("--seconds", "0.2", "--rounds", "1"), inputs=("scripts/", "coco_mini"), expect="/s"),
 }
