@@ -46,7 +46,7 @@ COCO_MINI_DATA = tuple(
         ("root", ""), ("train_ann_file", "test_coco.json"), ("train_image_dir", ""),
         ("val_ann_file", "test_coco.json"), ("val_image_dir", ""), ("det_file", "test_coco_det_AP_H_56.json"))
 )
-# a COCO preset's trainer is DDP over every GPU with 16-mixed precision; here there is no GPU
+# a COCO preset's trainer is DDP over every GPU; here there is no GPU
 ON_CPU = ("trainer=cpu", "data.batch_size=2", "data.num_workers=0")
 
 
@@ -96,7 +96,7 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "data.det_file=/data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="Validation"),
     "rsn-train experiment=coco_4xrsn50_384x288 trainer=ddp": Compose(
-        "DDP over every GPU of a node with 16-mixed precision: needs GPUs"),
+        "DDP over every GPU of a node: needs GPUs"),
     "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 trainer=ddp trainer.devices=8 "
     "model.net.num_stages=1,2,4": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
