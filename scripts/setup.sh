@@ -4,7 +4,7 @@
 # torch is installed first, so that pip never resolves it on its own: on a machine without an
 # NVIDIA GPU that would fetch the multi-GB CUDA build. Without a GPU we take the CPU build (the
 # PyTorch CPU index, or a local CPU wheel where pip is configured with one); with a GPU, the normal
-# CUDA build. Override with TORCH_VERSION=..., TORCH_INDEX_URL=..., EXTRAS=export,flops,...
+# CUDA build. Override with TORCH_VERSION=..., TORCH_INDEX_URL=..., EXTRAS=export,notebooks,...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

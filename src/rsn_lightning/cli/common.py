@@ -69,11 +69,10 @@ def instantiate_trainer(trainer_cfg: DictConfig, **kwargs):
     return instantiate(trainer_cfg, precision=precision, **kwargs)
 
 
-STAT_NAMES = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
-
-
 def format_metrics_table(stats: dict, title: str = "COCO keypoint evaluation") -> str:
     """A plain-text table of metrics (COCO's 10 stats first, in pycocotools' order)."""
+    from rsn_lightning.evaluation.coco_eval import STAT_NAMES
+
     names = [n for n in STAT_NAMES if n in stats] + sorted(k for k in stats if k not in STAT_NAMES)
     width = max(len(n) for n in names) if names else 4
     lines = [title, "-" * (width + 10)]
