@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rsn_lightning.evaluation.analysis import pck
 from rsn_lightning.keypoints import MPII_KEYPOINTS
 
 SC_BIAS = 0.6
@@ -50,11 +51,8 @@ def pckh(pred, gt, visible, head_size, thr: float = 0.5) -> tuple[np.ndarray, np
         raise ValueError(f"{hs.shape[0]} head sizes for {pred.shape[0]} instances")
     if np.any(hs[vis.any(axis=1)] <= 0):
         raise ValueError("head sizes must be positive for instances with visible joints")
-    err = np.linalg.norm(pred - gt, axis=-1) / np.where(hs > 0, hs, 1.0)[:, None]
-    hit = (err <= thr) & vis
-    count = vis.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, hit.sum(axis=0) / count, np.nan), count
+    # PCKh is PCK normalised by the head size (instances without visible joints may have none)
+    return pck(pred, gt, vis, np.where(hs > 0, hs, 1.0), thr)
 
 
 def _table_at(per_joint: np.ndarray, count: np.ndarray) -> dict[str, float]:
