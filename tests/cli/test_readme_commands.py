@@ -199,7 +199,7 @@ def _mmpose(cwd: Path) -> None:
 
 
 def _mmpose_converted(cwd: Path) -> None:
-    from rsn_lightning.models.convert import main as convert
+    from rsn_lightning.cli.convert import main as convert
 
     _mmpose(cwd)
     convert(["--from", "mmpose", str(cwd / "rsn18_coco_256x192.pth"), str(cwd / "rsn18_mmpose.pth")])

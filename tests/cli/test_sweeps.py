@@ -121,7 +121,8 @@ def test_sweep_leaves_a_summary_with_every_job_and_keeps_the_failed_one(sweep):
         result = json.loads((job / "job_result.json").read_text())
         assert result["status"] == "ok" and result["error"] is None
         assert f"model.net.output_gain={row['model.net.output_gain']}" in result["overrides"]
-        assert (row["model"], row["input_size"], row["num_stages"], row["prm"]) == ("rsn_tiny", "64x96", "1", "last_unit")
+        assert (row["model"], row["input_size"], row["num_stages"], row["prm"]) == (
+            "rsn_tiny", "64x96", "1", "last_unit")
         # the parameter count of the weights the job saved (batch-norm statistics are buffers, not parameters)
         state = torch.load(result["checkpoint"], weights_only=True, map_location="cpu")["state_dict"]
         params = sum(v.numel() for k, v in state.items()

@@ -15,8 +15,9 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from rsn_lightning.cli.synth import main
 from rsn_lightning.data import synthetic
-from rsn_lightning.data.synthetic import generate, is_generated, main, render_sample
+from rsn_lightning.data.synthetic import generate, is_generated, render_sample
 from rsn_lightning.data.synthetic_render import OCCLUDER, PARTS
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 

@@ -14,7 +14,8 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from rsn_lightning.inference.export import export_onnx, main, verify_onnx  # noqa: E402
+from rsn_lightning.cli.export import main  # noqa: E402
+from rsn_lightning.inference.export import export_onnx, verify_onnx  # noqa: E402
 
 
 def test_onnx_matches_pytorch_with_dynamic_batch(small_net, tmp_path):

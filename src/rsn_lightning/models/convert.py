@@ -11,7 +11,6 @@ were trained with: BGR for the authors', RGB for mmpose's.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -223,31 +222,3 @@ def convert_checkpoint(src: str | Path, dst: str | Path, source: str, keypoints:
     save_checkpoint(dst, net, normalization=_NORMALIZATION[source], keypoints=keypoints)
     net.normalization, net.keypoints = _NORMALIZATION[source], keypoints
     return net
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="rsn-convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--from",
-        dest="source",
-        choices=SOURCES,
-        required=True,
-        help="official: caiyuanhao1998/RSN ({'model': state_dict}); mmpose: mmpose 1.x RSN + MSPNHead",
-    )
-    parser.add_argument("src", type=Path)
-    parser.add_argument("dst", type=Path)
-    parser.add_argument(
-        "--keypoints",
-        default=None,
-        help="keypoint set name to record (default: coco for 17 keypoints, mpii for 16)",
-    )
-    args = parser.parse_args(argv)
-    net = convert_checkpoint(args.src, args.dst, args.source, args.keypoints)
-    print(
-        f"{args.src} ({args.source}) -> {args.dst}: {net.arch_config()}, "
-        f"{net.normalization.channel_order} input, keypoints={net.keypoints}"
-    )
-
-
-if __name__ == "__main__":
-    main()
