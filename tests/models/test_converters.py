@@ -14,8 +14,9 @@ import pytest
 import rsn_reference as ref
 import torch
 
+from rsn_lightning.cli.convert import main
 from rsn_lightning.models.checkpoint import load_model
-from rsn_lightning.models.convert import convert_state_dict, main, rename_state_dict
+from rsn_lightning.models.convert import convert_state_dict, rename_state_dict
 from rsn_lightning.normalization import AUTHORS_NORMALIZATION, MMPOSE_NORMALIZATION
 
 # max |difference| / max |reference output|: measured 1.9e-6 (authors' layout) and 2.0e-6 (mmpose) on
