@@ -145,7 +145,7 @@ class _Problems(list):
 
 
 def _check_data(cfg, p: _Problems) -> None:
-    from rsn_lightning.data.heatmap_targets import TARGET_TYPES
+    from rsn_lightning.codec import TARGET_TYPES
 
     if _get(cfg, "data") is None:
         return
@@ -162,7 +162,7 @@ def _check_data(cfg, p: _Problems) -> None:
 
 
 def _check_model(cfg, p: _Problems) -> None:
-    from rsn_lightning.evaluation.decoding import METHODS
+    from rsn_lightning.codec import METHODS
 
     if _get(cfg, "model") is None:
         return
@@ -226,7 +226,7 @@ def _check_checkpoint_folder(cfg, p: _Problems) -> None:
 
 
 def _check_predict(cfg, p: _Problems) -> None:
-    from rsn_lightning.evaluation.decoding import METHODS
+    from rsn_lightning.codec import METHODS
 
     p.input_size(cfg, "input_size")
     p.int_at_least(cfg, "batch_size", 1)

@@ -81,7 +81,7 @@ def overfit_run(synthetic_root, tmp_path_factory):
 
 def test_tiny_model_overfits_a_batch(overfit_run):
     """The memorised batch is decoded (the authors' decoding) back onto its labels."""
-    from rsn_lightning.evaluation.decoding import decode_heatmaps_to_input
+    from rsn_lightning.codec import decode_heatmaps_to_input
 
     module, trainer, tmp, dm = overfit_run
     loader = torch.utils.data.DataLoader(dm.train_dataset, batch_size=8, shuffle=False)

@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
+from rsn_lightning.codec import DEFAULT_KERNELS, HeatmapTargetGenerator
 from rsn_lightning.data.coco import (
     CocoKeypointDataset,
     keypoint_category,
@@ -28,7 +29,6 @@ from rsn_lightning.data.coco import (
     load_json,
     spec_for_category,
 )
-from rsn_lightning.data.heatmap_targets import DEFAULT_KERNELS, HeatmapTargetGenerator
 from rsn_lightning.data.loader import WatchedDataLoader
 from rsn_lightning.data.mpii import MPIIDataset
 from rsn_lightning.data.sampling import EpochSeededSampler

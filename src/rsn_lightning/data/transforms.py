@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rsn_lightning.data.heatmap_targets import HeatmapTargetGenerator, joint_target_weight
+from rsn_lightning.codec import HeatmapTargetGenerator, joint_target_weight
 from rsn_lightning.geometry import (
     apply_affine,
     box_to_center_scale,

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from rsn_lightning.config_checks import BadInputError, load_json
-from rsn_lightning.evaluation.decoding import instance_scores
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
+from rsn_lightning.evaluation.postprocess import instance_scores
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 
 log = logging.getLogger(__name__)

@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from rsn_lightning.codec import decode_heatmaps
 from rsn_lightning.config_checks import BadInputError
 from rsn_lightning.data.images import read_image_checked
-from rsn_lightning.evaluation.decoding import decode_heatmaps, instance_scores
 from rsn_lightning.evaluation.flip import flip_test
 from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
+from rsn_lightning.evaluation.postprocess import instance_scores
 from rsn_lightning.geometry import box_to_center_scale, crop_affine
 from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
 from rsn_lightning.normalization import InputNormalization

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rsn_lightning.data.heatmap_targets import unit_target_level
+from rsn_lightning.codec import unit_target_level
 
 
 def l2_visible_loss(pred: torch.Tensor, target: torch.Tensor, visibility: torch.Tensor,

@@ -206,7 +206,7 @@ class RSNLitModule(pl.LightningModule):
         return heatmaps, outputs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        from rsn_lightning.evaluation.decoding import decode_heatmaps
+        from rsn_lightning.codec import decode_heatmaps
 
         images = batch["image"]
         heatmaps, outputs = self.test_outputs(images)

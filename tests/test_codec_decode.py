@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from rsn_lightning.evaluation.decoding import (
+from rsn_lightning.codec import (
     decode_heatmaps,
     decode_heatmaps_to_input,
     decode_quantisation,
-    instance_scores,
 )
+from rsn_lightning.evaluation.postprocess import instance_scores
 
 INPUT = (192, 256)  # (W, H)
 HEAT = (48, 64)

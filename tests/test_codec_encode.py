@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rsn_lightning.data.heatmap_targets import HeatmapTargetGenerator, unit_target_level
+from rsn_lightning.codec import HeatmapTargetGenerator, unit_target_level
 
 INPUT = (192, 256)  # W, H -> heatmaps 48 x 64
 
@@ -97,7 +97,7 @@ def test_unbiased_option_centres_the_gaussian_on_the_continuous_joint():
 def test_unbiased_targets_with_dark_decoding_recover_sub_cell_positions():
     """The point of the option: the authors' cell targets lose up to 2 input px per axis at stride 4
     (half a cell, +- the quarter shift); unbiased targets decoded by DARK keep the position."""
-    from rsn_lightning.evaluation.decoding import decode_heatmaps_to_input
+    from rsn_lightning.codec import decode_heatmaps_to_input
 
     small = (96, 128)
     rng = np.random.default_rng(0)
