@@ -463,3 +463,17 @@ class HeatmapCodec:
 
     def __repr__(self) -> str:
         return "HeatmapCodec(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
+
+
+# The authors' test-time codec per keypoint set, for checkpoints that record none (the authors' and mmpose's
+# weights through rsn-convert, and this project's checkpoints written before the codec was recorded):
+# input 192x256 (COCO) / 256x256 (MPII), blur kernel 5 (COCO) / 9 (MPII), quarter shift
+# (caiyuanhao1998/RSN exps/*/config.py: TEST.GAUSSIAN_KERNEL, TEST.SHIFT_RATIOS; MPII config: kernel 9).
+AUTHORS_INPUT_SIZE = {"coco": (192, 256), "mpii": (256, 256)}
+AUTHORS_BLUR_KERNEL = {"coco": 5, "mpii": 9}
+
+
+def authors_codec(keypoints: str = "coco", input_size=None) -> HeatmapCodec:
+    """The authors' codec (kernel targets, their decoding) at their input size and blur for ``keypoints``."""
+    size = input_size or AUTHORS_INPUT_SIZE.get(str(keypoints), AUTHORS_INPUT_SIZE["coco"])
+    return HeatmapCodec(size, blur_kernel=AUTHORS_BLUR_KERNEL.get(str(keypoints), 5))

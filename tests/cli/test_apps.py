@@ -78,7 +78,7 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     tmp, metrics, paths = trained
     net = load_model(paths["checkpoint"])
     assert net.input_size == (64, 96)
-    assert net.test_settings["decode"] == "dark" and net.test_settings["flip"] is False
+    assert net.codec.decode_method == "dark" and net.test_settings["flip"] is False
 
     predictor = Predictor(net)
     assert (predictor.decode, predictor.flip, predictor.input_size) == ("dark", False, (64, 96))

@@ -24,7 +24,8 @@ def settings_unlike_checkpoint(net, cfg: DictConfig) -> list[str]:
     if recorded_size and list(recorded_size) != list(cfg.data.input_size):
         diffs.append(f"data.input_size={list(cfg.data.input_size)} (checkpoint: {list(recorded_size)})")
     test = cfg.model.get("test") or {}
-    for key, value in (getattr(net, "test_settings", None) or {}).items():
+    recorded = {k: v for k, v in net.codec.to_dict().items() if k in ("decode", "blur_kernel", "shift")}
+    for key, value in {**recorded, **(getattr(net, "test_settings", None) or {})}.items():
         if key in test and test[key] != value:
             diffs.append(f"model.test.{key}={test[key]} (checkpoint: {value})")
     return diffs

@@ -303,7 +303,8 @@ class Predictor:
             DEFAULT_INPUT_SIZE.get(self.spec.name, (192, 256))
         self.input_size = (int(size[0]), int(size[1]))
         self.batch_size = max(1, int(batch_size))
-        recorded = getattr(model, "test_settings", None) or {}
+        codec = getattr(model, "codec", None)
+        recorded = {**(codec.to_dict() if codec is not None else {}), **(getattr(model, "test_settings", None) or {})}
 
         def setting(given, name, default):
             if given is not None:

@@ -4,16 +4,22 @@ A converted or exported checkpoint is ``{"format": "rsn_lightning", "version": 1
 "state_dict": {...}, "normalization": {...}, "keypoints": "coco"}``; a Lightning checkpoint of this
 project carries the same ``arch``/``normalization``/``keypoints`` keys beside a ``state_dict`` whose
 network keys start with ``net.``. Both are read with ``torch.load(weights_only=True)``.
+
+Both may also carry ``codec`` (``HeatmapCodec.to_dict()``) and ``test`` (the test-time settings: flip test,
+box extension, rescoring, OKS-NMS); ``load_model`` rebuilds them, falling back to the authors' settings
+for the keypoint set (with a warning naming what was assumed) when a file records none.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from rsn_lightning.codec import HeatmapCodec, authors_codec
 from rsn_lightning.config_checks import BadInputError, check_arch
 from rsn_lightning.models.rsn import RSN
 from rsn_lightning.normalization import InputNormalization
@@ -21,6 +27,42 @@ from rsn_lightning.normalization import InputNormalization
 FORMAT = "rsn_lightning"
 VERSION = 1
 LIGHTNING_PREFIX = "net."
+# the test-time settings a checkpoint records beside its codec
+TEST_SETTINGS = ("flip", "flip_shift", "box_extension", "rescore", "score_threshold", "oks_nms", "nms_threshold")
+
+log = logging.getLogger(__name__)
+
+
+def authors_test_settings(keypoints: str = "coco") -> dict:
+    """The authors' test-time settings: flip test on (no shift), their box extension for the keypoint set
+    (x1.09/x1.135 for COCO, x1.25 for MPII: ``data.transforms.AUGMENT_PRESETS``), their rescoring, no OKS-NMS."""
+    from rsn_lightning.data.transforms import AUGMENT_PRESETS
+
+    augment = AUGMENT_PRESETS.get(str(keypoints), AUGMENT_PRESETS["coco"])
+    return {"flip": True, "flip_shift": False, "box_extension": [augment.test_x_ext, augment.test_y_ext],
+            "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "nms_threshold": None}
+
+
+def recorded_codec(d: dict, source: str = "checkpoint") -> HeatmapCodec:
+    """The codec a checkpoint dict (``load_checkpoint_dict``) records; for files without one, the authors'
+    codec for its keypoint set at its recorded input size, with the decoding its ``test`` entry recorded
+    (this project's checkpoints before the codec was recorded)."""
+    if d.get("codec"):
+        return HeatmapCodec.from_dict(d["codec"], source=f"{source}: codec")
+    codec = authors_codec(d.get("keypoints") or "coco", d.get("input_size"))
+    test = d.get("test") or {}
+    legacy = {k: test[k] for k in ("decode", "blur_kernel", "shift") if test.get(k) is not None}
+    if legacy:
+        codec = codec.replace(**legacy)
+    log.warning("%s records no codec: decoding with %s (the authors' for its keypoint set%s)", source, codec,
+                ", and the decoding it was validated with" if legacy else "")
+    return codec
+
+
+def recorded_test_settings(d: dict) -> dict:
+    """The test-time settings a checkpoint dict records, completed with the authors' for missing keys."""
+    recorded = {k: v for k, v in (d.get("test") or {}).items() if k in TEST_SETTINGS}
+    return {**authors_test_settings(d.get("keypoints") or "coco"), **recorded}
 
 
 def state_dict_mismatch(net: nn.Module, state_dict: Mapping[str, torch.Tensor], limit: int = 5) -> str | None:
@@ -130,15 +172,16 @@ def load_checkpoint_dict(path: str | Path, map_location="cpu") -> dict:
         "normalization": InputNormalization.from_dict(ckpt.get("normalization")),
         "keypoints": ckpt.get("keypoints", "coco"),
         "input_size": ckpt.get("input_size"),  # (W, H) it was trained/validated at, when recorded
-        "test": ckpt.get("test"),  # flip/decoding it was validated with, when recorded
+        "test": ckpt.get("test"),  # test-time settings it was validated with, when recorded
+        "codec": ckpt.get("codec"),  # HeatmapCodec.to_dict(), when recorded
     }
 
 
 def load_model(path: str | Path, map_location="cpu") -> RSN:
     """An eval-mode RSN with the checkpoint's weights, and attributes ``normalization``
-    (InputNormalization), ``keypoints`` (the keypoint set's name), and, for checkpoints this project's
-    training wrote, ``input_size`` (W, H) and ``test_settings`` (flip test and decoding it was
-    validated with; None for converted checkpoints)."""
+    (InputNormalization), ``keypoints`` (the keypoint set's name), ``codec`` (the HeatmapCodec it was trained
+    and validated with: ``recorded_codec``), ``input_size`` (W, H: the codec's) and ``test_settings`` (flip
+    test, box extension, rescoring, OKS-NMS: ``recorded_test_settings``)."""
     d = load_checkpoint_dict(path, map_location)
     # checkpointing is a training-time choice: a loaded network runs plainly (older arch dicts say "efficient")
     arch = {k: v for k, v in d["arch"].items() if k != "efficient"} | {"checkpoint_activations": False}
@@ -146,6 +189,7 @@ def load_model(path: str | Path, map_location="cpu") -> RSN:
     load_state_dict_strict(net, d["state_dict"], source=str(path))
     net.normalization = d["normalization"]
     net.keypoints = d["keypoints"]
-    net.input_size = tuple(d["input_size"]) if d["input_size"] else None
-    net.test_settings = dict(d["test"]) if d["test"] else None
+    net.codec = recorded_codec(d, str(path))
+    net.input_size = net.codec.input_size
+    net.test_settings = recorded_test_settings(d)
     return net.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
