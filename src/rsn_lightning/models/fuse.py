@@ -29,3 +29,16 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
 def count_batchnorms(net: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def inference_network(net: nn.Module, device=None, fold_bn: bool = True, channels_last: bool = True) -> nn.Module:
+    """The network every inference path runs (rsn-predict, rsn-eval, the Predictor API): an eval-mode copy
+    with batch norm folded into the convolutions and channels-last weights, on ``device``. ``net`` is
+    untouched; the copy keeps what load_model attached (codec, test_settings, ...). Its outputs equal the
+    plain eval forward's within float rounding (tests/models/test_fuse.py)."""
+    import torch
+
+    out = fold_batchnorm(net) if fold_bn else copy.deepcopy(net).eval()
+    if device is not None:
+        out = out.to(device)
+    return out.to(memory_format=torch.channels_last) if channels_last else out
