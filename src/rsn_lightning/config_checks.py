@@ -227,17 +227,31 @@ def _check_checkpoint_folder(cfg, p: _Problems) -> None:
 
 def _check_predict(cfg, p: _Problems) -> None:
     from rsn_lightning.codec import METHODS
+    from rsn_lightning.evaluation.postprocess import NMS_MODES, RESCORE_MODES
 
-    p.input_size(cfg, "input_size")
     p.int_at_least(cfg, "batch_size", 1)
-    p.one_of(cfg, "decode", METHODS)
-    p.odd_kernels(cfg, "blur_kernel")
-    p.one_of(cfg, "oks_nms", ("oks", "soft"))
-    p.one_of(cfg, "rescore", ("authors", "mmpose", "none"))
-    for key in ("det_score_thr", "score_thr", "score_threshold"):
+    for key in ("det_score_thr", "score_thr"):
         p.number_in(cfg, key, -math.inf, math.inf)
-    p.number_in(cfg, "x_ext", 0.0, 10.0)
-    p.number_in(cfg, "y_ext", 0.0, 10.0)
+    # test.* and codec.*: null keeps the checkpoint's value
+    p.check(isinstance(_get(cfg, "test.flip"), (bool, type(None))), "test.flip", _get(cfg, "test.flip"),
+            "true, false or null")
+    p.check(isinstance(_get(cfg, "test.flip_shift"), (bool, type(None))), "test.flip_shift",
+            _get(cfg, "test.flip_shift"), "true, false or null")
+    ext = _get(cfg, "test.box_extension")
+    if ext is not None:
+        values = list(ext) if OmegaConf.is_list(ext) else ext
+        p.check(isinstance(values, list) and len(values) == 2 and all(_is_number(v) and 0 <= v <= 10 for v in values),
+                "test.box_extension", values, "[x, y], two numbers in [0, 10] (0.25: the box enlarged by 25%)")
+    p.one_of(cfg, "test.rescore", RESCORE_MODES)
+    p.number_in(cfg, "test.score_threshold", -math.inf, math.inf)
+    p.one_of(cfg, "test.oks_nms", ("off", *NMS_MODES))
+    p.number_in(cfg, "test.nms_threshold", 0.0, 1.0)
+    p.input_size(cfg, "codec.input_size")
+    p.one_of(cfg, "codec.decode", METHODS)
+    blur = _get(cfg, "codec.blur_kernel")
+    p.check(blur is None or (_is_int(blur) and blur >= 0 and (blur <= 1 or blur % 2 == 1)), "codec.blur_kernel",
+            blur, "0 (no blur), an odd kernel size, or null")
+    p.number_in(cfg, "codec.shift", 0.0, 1.0)
 
 
 def _check_ckpt_path(cfg, p: _Problems, allow_last: bool) -> None:

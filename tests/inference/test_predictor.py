@@ -10,15 +10,17 @@ import cv2
 import numpy as np
 import pytest
 
+from rsn_lightning.cli.predict import run_predictions
 from rsn_lightning.geometry import box_to_center_scale
-from rsn_lightning.inference.predictor import Detections, Predictor
+from rsn_lightning.inference.detections import Detections
+from rsn_lightning.inference.predictor import Predictor
 
 
 def test_real_photo_with_detections_draws_skeleton(coco_mini_dir, small_net, tmp_path):
     image = coco_mini_dir / "000000000785.jpg"
     dets = coco_mini_dir / "test_coco_det_AP_H_56.json"
     pred = Predictor(small_net, batch_size=8)
-    run = pred.run([image], tmp_path, detections=dets, score_thr=0.3)
+    run = run_predictions(pred, [image], tmp_path, detections=dets, score_thr=0.3)
     original = cv2.imread(str(image))
     pic = tmp_path / "pictures" / "000000000785.png"
     assert run.pictures == [pic] and pic.is_file()
@@ -60,7 +62,7 @@ def test_crop_geometry_and_decoding_end_to_end(dot_net):
 def test_folder_batching_whole_image_and_missing_detections(coco_mini_dir, small_net, tmp_path, caplog):
     pred = Predictor(small_net, batch_size=3, flip=False)
     # whole images (no detections): one person each, the folder's 4 photos, json files skipped
-    run = pred.run(coco_mini_dir, tmp_path / "whole")
+    run = run_predictions(pred, coco_mini_dir, tmp_path / "whole")
     results = json.loads(run.results_path.read_text())
     assert run.num_images == 4 and len(results) == 4 and len(run.pictures) == 4
     assert sorted(r["image_id"] for r in results) == [785, 40083, 196141, 197388]
@@ -70,7 +72,8 @@ def test_folder_batching_whole_image_and_missing_detections(coco_mini_dir, small
     boxes = [[280, 44, 218, 346, 0.9], {"bbox": [10, 10, 50, 80]}]
     mapping.write_text(json.dumps({"000000000785.jpg": boxes}))
     with caplog.at_level(logging.WARNING):
-        run = pred.run([coco_mini_dir / "000000000785.jpg", image], tmp_path / "map", detections=mapping)
+        run = run_predictions(pred, [coco_mini_dir / "000000000785.jpg", image], tmp_path / "map",
+                              detections=mapping)
     assert "no person boxes for 000000040083.jpg" in caplog.text
     assert run.images_without_boxes == ["000000040083.jpg"]
     results = json.loads(run.results_path.read_text())
@@ -110,7 +113,7 @@ def test_video_in_and_out(small_net, tmp_path):
     for _ in range(3):
         writer.write(rng.integers(0, 255, (128, 96, 3), dtype=np.uint8))
     writer.release()
-    run = Predictor(small_net, flip=False).run(src, tmp_path / "out")
+    run = run_predictions(Predictor(small_net, flip=False), src, tmp_path / "out")
     assert run.num_images == 3
     assert [r["image_id"] for r in json.loads(run.results_path.read_text())] == [0, 1, 2]
     out = run.videos[0]
@@ -128,11 +131,12 @@ def test_unreadable_inputs_are_skipped_and_listed(small_net, tmp_path):
     cv2.imwrite(str(tmp_path / "a.jpg"), np.full((64, 48, 3), 90, np.uint8))
     cv2.imwrite(str(tmp_path / "1.jpg"), np.full((64, 48, 3), 90, np.uint8))
     pred = Predictor(small_net, flip=False)
-    run = pred.run([bad_video, bad_image, tmp_path / "a.jpg", tmp_path / "1.jpg"], tmp_path / "o1", draw=False)
+    run = run_predictions(pred, [bad_video, bad_image, tmp_path / "a.jpg", tmp_path / "1.jpg"], tmp_path / "o1",
+                          draw=False)
     assert run.num_images == 2
     listed = json.loads(run.skipped_path.read_text())
     assert [Path(s["file_name"]).name for s in listed] == ["broken.jpg", "broken.mp4"]
     # 1.jpg keeps its number; a.jpg takes the next free id (it took the running index 1 before)
     assert sorted(r["image_id"] for r in json.loads(run.results_path.read_text())) == [1, 2]
     with pytest.raises(FileNotFoundError, match="input not found"):
-        pred.run(tmp_path / "missing.png", tmp_path / "o3")
+        run_predictions(pred, tmp_path / "missing.png", tmp_path / "o3")

@@ -25,11 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from rsn_lightning import load_model
-    from rsn_lightning.inference.predictor import DEFAULT_INPUT_SIZE
 
     net = load_model(args.checkpoint)
-    size = args.input_size or getattr(net, "input_size", None) or \
-        DEFAULT_INPUT_SIZE.get(str(getattr(net, "keypoints", "coco")), (192, 256))
+    size = args.input_size or net.input_size  # the checkpoint's codec's (load_model)
     path = export_onnx(net, args.output, size, opset=args.opset, dynamic_batch=not args.static_batch)
     print(f"wrote {path} (input [N, 3, {size[1]}, {size[0]}])")
     if not args.no_verify:

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rsn_lightning.config_checks import BadInputError, load_json
-from rsn_lightning.evaluation.oks_nms import oks_nms, soft_oks_nms
-from rsn_lightning.evaluation.postprocess import instance_scores
+from rsn_lightning.evaluation.postprocess import RESCORE_MODES, coco_results, nms_mode, select_instances
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 
 log = logging.getLogger(__name__)
@@ -252,24 +251,6 @@ def coco_keypoint_stats(gt_json, results_json, sigmas=None, backend: str = "pyco
     return stats
 
 
-def _keypoint_box_area(coords: np.ndarray) -> np.ndarray:
-    """Area of each instance's keypoint bounding box (as pycocotools' loadRes computes it)."""
-    if coords.shape[0] == 0:
-        return np.zeros(0)
-    span = coords.max(axis=1) - coords.min(axis=1)
-    return span[:, 0] * span[:, 1]
-
-
-def _nms_mode(oks_nms_opt) -> str | None:
-    if oks_nms_opt in (None, False, "none", "off", ""):
-        return None
-    if oks_nms_opt is True or oks_nms_opt in ("oks", "oks_nms", "hard"):
-        return "oks"
-    if oks_nms_opt in ("soft", "soft_oks", "soft_oks_nms"):
-        return "soft"
-    raise ValueError(f"oks_nms must be None/False, True/'oks' or 'soft', got {oks_nms_opt!r}")
-
-
 class CocoKeypointEvaluator:
     """Collects top-down predictions, writes the COCO results JSON and computes AP/AR.
 
@@ -283,13 +264,13 @@ class CocoKeypointEvaluator:
     def __init__(self, ann_file, sigmas=None, rescore: str = "authors", score_threshold: float = 0.2,
                  oks_nms=None, nms_threshold: float | None = None, backend: str = "pycocotools",
                  category_id: int | None = None, per_keypoint_thr: float = 0.5):
-        if rescore not in ("authors", "mmpose", "none"):
-            raise ValueError(f"rescore must be 'authors', 'mmpose' or 'none', got {rescore!r}")
+        if rescore not in RESCORE_MODES:
+            raise ValueError(f"rescore must be one of {RESCORE_MODES}, got {rescore!r}")
         self.ann_file = ann_file
         self.sigmas = None if sigmas is None else tuple(float(s) for s in sigmas)
         self.rescore = rescore
         self.score_threshold = float(score_threshold)
-        self.nms_mode = _nms_mode(oks_nms)
+        self.nms_mode = nms_mode(oks_nms)
         self.nms_threshold = nms_threshold
         self.backend = backend
         self.category_id = category_id
@@ -350,40 +331,12 @@ class CocoKeypointEvaluator:
         """COCO results entries (image_id, category_id, keypoints, score) after rescoring and NMS."""
         if not data or data["coords"].shape[0] == 0:
             return []
-        coords, joint_scores = data["coords"], data["scores"]
-        if self.rescore == "none":
-            inst = data["box_scores"].copy()
-        else:
-            inst = instance_scores(joint_scores, data["box_scores"], self.rescore, self.score_threshold)
-        keep = np.arange(coords.shape[0])
-        if self.nms_mode is not None:
-            keep, inst = self._nms(data, inst)
+        coords = data["coords"]
+        sigmas = self._sigmas(coords.shape[1]) if self.nms_mode is not None else None
+        keep, inst = select_instances(coords, data["scores"], data["box_scores"], data["image_ids"], data["areas"],
+                                      self.rescore, self.score_threshold, self.nms_mode, self.nms_threshold, sigmas)
         cat_id = self.category_id if self.category_id is not None else int(_person_category(self.gt)["id"])
-        results = []
-        for i in keep:
-            kp = np.concatenate([coords[i], joint_scores[i][:, None]], axis=1).reshape(-1)
-            results.append({"image_id": int(data["image_ids"][i]), "category_id": cat_id,
-                            "keypoints": [float(v) for v in kp], "score": float(inst[i])})
-        return results
-
-    def _nms(self, data, inst):
-        sig = self._sigmas(data["coords"].shape[1])
-        areas = np.where(data["areas"] > 0, data["areas"], _keypoint_box_area(data["coords"]))
-        keep_all = []
-        new_scores = inst.copy()
-        # per image, in first-appearance order so that the kept results keep the input's order
-        _, first = np.unique(data["image_ids"], return_index=True)
-        for img in data["image_ids"][np.sort(first)]:
-            idx = np.flatnonzero(data["image_ids"] == img)
-            if self.nms_mode == "oks":
-                thr = 0.9 if self.nms_threshold is None else self.nms_threshold
-                kept = oks_nms(data["coords"][idx], inst[idx], areas[idx], thr, sig)
-            else:
-                thr = 0.3 if self.nms_threshold is None else self.nms_threshold
-                kept, decayed = soft_oks_nms(data["coords"][idx], inst[idx], areas[idx], thr, sig)
-                new_scores[idx[kept]] = decayed
-            keep_all.extend(sorted(idx[kept].tolist()))
-        return np.asarray(keep_all, dtype=np.int64), new_scores
+        return coco_results(data["image_ids"][keep], coords[keep], data["scores"][keep], inst[keep], cat_id)
 
     def compute(self, results_path=None) -> dict:
         """Write the results JSON to ``results_path`` (if given) and return the 10 COCO stats plus

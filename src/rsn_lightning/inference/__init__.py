@@ -1,8 +1,9 @@
-"""Inference for users: the Predictor API, drawing, ONNX export."""
+"""Inference for users: the Predictor API, detections parsing, drawing, ONNX export."""
 
-from rsn_lightning.inference.predictor import Detections, PoseResult, PredictionRun, Predictor
+from rsn_lightning.inference.detections import Detections
+from rsn_lightning.inference.predictor import ImageInput, PoseResult, Predictor
 from rsn_lightning.inference.visualize import draw_crops_grid, draw_pose, make_grid
 
 __all__ = [
-    "Detections", "PoseResult", "PredictionRun", "Predictor", "draw_crops_grid", "draw_pose", "make_grid",
+    "Detections", "ImageInput", "PoseResult", "Predictor", "draw_crops_grid", "draw_pose", "make_grid",
 ]
