@@ -72,6 +72,7 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     rsn-eval names settings that differ from the checkpoint's."""
     from rsn_lightning import load_model
     from rsn_lightning.cli.evaluate import settings_unlike_checkpoint
+    from rsn_lightning.cli.predict import run_predictions
     from rsn_lightning.evaluation.coco_eval import coco_keypoint_stats
     from rsn_lightning.inference.predictor import Predictor
 
@@ -81,13 +82,14 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     assert net.codec.decode_method == "dark" and net.test_settings["flip"] is False
 
     predictor = Predictor(net)
-    assert (predictor.decode, predictor.flip, predictor.input_size) == ("dark", False, (64, 96))
-    assert Predictor(net, decode="authors", flip=True).decode == "authors"  # explicit wins
+    assert (predictor.codec.decode_method, predictor.settings["flip"], predictor.input_size) == \
+        ("dark", False, (64, 96))
+    assert Predictor(net, codec={"decode": "authors"}, flip=True).codec.decode_method == "authors"  # explicit wins
 
     synth = tmp / "data" / "synthetic"
     gt = synth / "annotations" / "person_keypoints_val.json"
-    run = predictor.run(synth / "images" / "val", tmp_path / "pred", draw=False, image_ids=gt,
-                        detections=synth / "annotations" / "person_detections_val.json")
+    run = run_predictions(predictor, synth / "images" / "val", tmp_path / "pred", draw=False, image_ids=gt,
+                          detections=synth / "annotations" / "person_detections_val.json")
     # the same people as the validation (its detections), scored by pycocotools; the instance-level
     # agreement needs a trained model (measured on the quickstart checkpoint: AP 0.7831 against the
     # validation's 0.7840, which ran in bf16) -- this barely trained one has flat heatmaps
