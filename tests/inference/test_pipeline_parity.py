@@ -127,3 +127,32 @@ def test_converted_checkpoint_crops_and_decodes_as_its_keypoint_sets_authors(key
         np.testing.assert_allclose(scale, [136.2, 181.6], rtol=1e-6)
         assert (predictor.input_size, predictor.codec.blur_kernel) == ((192, 256), 5)
     assert predictor.codec.decode_method == "authors" and predictor.settings["flip"] is True
+
+
+def test_duplicate_boxes_are_suppressed_as_the_evaluator_does(dot_net):
+    """The Predictor's OKS-NMS is the evaluator's: the same box twice gives one person with the checkpoint's
+    setting off by default, and one kept with oks_nms="oks"; soft-NMS keeps both, the second decayed."""
+    from rsn_lightning.inference.predictor import Predictor
+
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[100:104, 150:154] = 255
+    boxes, box_scores = np.array([[100.0, 40.0, 120.0, 160.0]] * 2), np.array([0.9, 0.8])
+    assert len(Predictor(dot_net, flip=False).predict_image(img, boxes, box_scores)) == 2
+    hard = Predictor(dot_net, flip=False, oks_nms="oks").predict_image(img, boxes, box_scores)
+    assert len(hard) == 1 and hard.box_scores.tolist() == [0.9]
+    soft = Predictor(dot_net, flip=False, oks_nms="soft").predict_image(img, boxes, box_scores)
+    # identical poses: OKS 1, so the second score decays by exp(-1 / 0.3)
+    np.testing.assert_allclose(soft.instance_scores, [0.9 * 1.5, 0.8 * 1.5 * np.exp(-1 / 0.3)], rtol=1e-6)
+
+
+def test_predict_config_errors_name_each_key(tmp_path):
+    from rsn_lightning.config_checks import ConfigError, validate_config
+
+    cfg = _compose(tmp_path, tmp_path / "out", [
+        f"ckpt_path={tmp_path / 'none.ckpt'}", "input=x.jpg", "test.box_extension=[0.25]", "test.oks_nms=hard",
+        "test.flip=maybe", "codec.decode=foo", "codec.blur_kernel=4"], "predict")
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, "predict")
+    for key in ("test.box_extension=[0.25]", "test.oks_nms='hard'", "test.flip='maybe'", "codec.decode='foo'",
+                "codec.blur_kernel=4", "ckpt_path="):
+        assert key in str(err.value)
