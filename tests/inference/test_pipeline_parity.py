@@ -156,3 +156,31 @@ def test_predict_config_errors_name_each_key(tmp_path):
     for key in ("test.box_extension=[0.25]", "test.oks_nms='hard'", "test.flip='maybe'", "codec.decode='foo'",
                 "codec.blur_kernel=4", "ckpt_path="):
         assert key in str(err.value)
+
+
+def test_mpii_checkpoint_crops_as_rsn_evals_mpii_data(mpii_mini_dir, tmp_path):
+    """The Predictor's crops of an MPII checkpoint are those rsn-eval's MPII validation data feeds the
+    network (same centre, x1.25 square scale and pixels), given each record's person box."""
+    from hydra.utils import instantiate
+
+    from rsn_lightning.inference.predictor import Predictor
+    from rsn_lightning.models.checkpoint import save_checkpoint
+    from rsn_lightning.models.rsn import RSN
+
+    net = RSN(blocks=(1, 1, 1, 1), width_mult=0.25, stem_channels=16, decoder_channels=32, num_keypoints=16)
+    ckpt = save_checkpoint(tmp_path / "mpii.pth", net, keypoints="mpii")
+    cfg = _compose(tmp_path, tmp_path / "eval", [
+        f"ckpt_path={ckpt}", "data=mpii", f"data.root={mpii_mini_dir}",
+        f"data.val_ann_file={mpii_mini_dir / 'test_mpii.json'}", f"data.val_image_dir={mpii_mini_dir}"], "eval")
+    dataset = instantiate(cfg.data).build_dataset("val")
+    predictor = Predictor(ckpt, device="cpu")
+    assert len(dataset) >= 4
+    for i, record in enumerate(dataset.records):
+        sample = dataset[i]
+        image, _ = dataset.load_image(record)
+        (cx, cy), (w, h) = record["center"], record["scale"]
+        crops, centers, scales = predictor.crops(image, np.array([[cx - w / 2, cy - h / 2, w, h]]))
+        np.testing.assert_allclose(centers[0], sample["center"], atol=1e-3)
+        np.testing.assert_allclose(scales[0], sample["scale"], rtol=1e-6)
+        np.testing.assert_allclose(scales[0], np.asarray(record["scale"]) * 1.25, rtol=1e-6)
+        np.testing.assert_allclose(crops[0], sample["image"], atol=1e-5)
