@@ -68,10 +68,8 @@ def test_train_app_without_training_scores_near_zero(trained, tmp_path):
 
 def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, tmp_path):
     """A quickstart checkpoint (DARK decoding, no flip test, 64x96 here) carries those settings: the
-    Predictor decodes as the validation did and finds the validation's people from the same detections;
-    rsn-eval names settings that differ from the checkpoint's."""
+    Predictor decodes as the validation did and finds the validation's people from the same detections."""
     from rsn_lightning import load_model
-    from rsn_lightning.cli.evaluate import settings_unlike_checkpoint
     from rsn_lightning.evaluation.coco_eval import coco_keypoint_stats
     from rsn_lightning.inference.predictor import Predictor
 
@@ -96,11 +94,83 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     assert sorted(r["image_id"] for r in predicted) == sorted(r["image_id"] for r in validated)
     assert np.isfinite(coco_keypoint_stats(gt, predicted)["AP"])
 
-    cfg = compose_train(tmp, [*TINY, f"ckpt_path='{paths['checkpoint']}'", "model.test.decode=authors",
-                              "data.input_size=[96,128]"], config_name="eval")
-    diffs = settings_unlike_checkpoint(net, cfg)
-    assert diffs == ["data.input_size=[96, 128] (checkpoint: [64, 96])",
-                     "model.test.decode=authors (checkpoint: dark)"]
+
+def test_checkpoint_carries_the_configured_codec_and_test_settings(trained):
+    import torch
+    from hydra.utils import instantiate
+
+    tmp, _, paths = trained
+    configured = instantiate(compose_train(tmp, TINY).codec)
+    recorded = torch.load(paths["checkpoint"], weights_only=True)
+    assert recorded["codec"] == configured.to_dict()
+    assert (configured.target_type, configured.decode_method, configured.input_size) == ("unbiased", "dark", (64, 96))
+    # the quickstart's model.test and the synthetic set's (COCO) test box extension, x1.09 / x1.135
+    assert recorded["test"] == {"flip": False, "flip_shift": False, "box_extension": [0.09, 0.135],
+                                "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "nms_threshold": None}
+
+
+# the tiny synthetic set of ``trained`` without the quickstart experiment or an input size: rsn-eval's
+# defaults (authors' codec, 192x256, flip test) all differ from the quickstart checkpoint's
+EVAL_DATA = [o for o in TINY if o.split("=")[0] not in ("experiment", "data.input_size")]
+
+
+def test_eval_takes_the_checkpoints_codec_and_settings_not_the_configs(trained, tmp_path, caplog):
+    from rsn_lightning.cli.common import cpu_mixed_precision
+
+    tmp, _, paths = trained
+    # the quickstart's precision (eval's default trainer is float32)
+    cfg = compose_train(tmp, [*EVAL_DATA, f"ckpt_path='{paths['checkpoint']}'", "logger=csv",
+                              f"trainer.precision={cpu_mixed_precision()}"], config_name="eval")
+    assert (cfg.codec.decode, list(cfg.data.input_size), cfg.model.test.flip) == ("authors", [192, 256], True)
+    cfg.paths.output_dir = str(tmp_path / "own")
+    with caplog.at_level("INFO", logger="rsn_lightning.cli.evaluate"):
+        evaluate(cfg)
+    # the same keypoints as an evaluation configured like the training (the quickstart: DARK decoding, 64x96,
+    # no flip test), so none of the config's own codec, input size or flip test was used
+    ref = compose_train(tmp, [*TINY, f"ckpt_path='{paths['checkpoint']}'"], config_name="eval")
+    ref.paths.output_dir = str(tmp_path / "ref")
+    evaluate(ref)
+    own_results, ref_results = (json.loads(next((tmp_path / run / "results").glob("val_*.json")).read_text())
+                                for run in ("own", "ref"))
+    assert [r["image_id"] for r in own_results] == [r["image_id"] for r in ref_results]
+    np.testing.assert_allclose([r["keypoints"] for r in own_results], [r["keypoints"] for r in ref_results])
+    ignored = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(ignored) == 1 and "codec.decode=authors (checkpoint: dark)" in ignored[0]
+    assert "data.input_size=[192, 256] (checkpoint: [64, 96])" in ignored[0] and "model.test.flip=True" in ignored[0]
+
+    caplog.clear()
+    cfg = compose_train(tmp, [*EVAL_DATA, f"ckpt_path='{paths['checkpoint']}'", "logger=csv",
+                              f"trainer.precision={cpu_mixed_precision()}", "codec.target_type=kernel",
+                              "codec.decode=authors"], config_name="eval")
+    cfg.paths.output_dir = str(tmp_path / "typed")
+    with caplog.at_level("INFO", logger="rsn_lightning.cli.evaluate"):
+        evaluate(cfg)
+    departures = [r.getMessage() for r in caplog.records if "as typed on the command line" in r.getMessage()]
+    assert len(departures) == 1 and "codec.decode=authors (checkpoint: dark)" in departures[0]
+    # the typed decoding ran: the same detections, other keypoints
+    typed_results = json.loads(next((tmp_path / "typed" / "results").glob("val_*.json")).read_text())
+    assert [r["image_id"] for r in own_results] == [r["image_id"] for r in typed_results]
+    assert not np.allclose([r["keypoints"] for r in own_results], [r["keypoints"] for r in typed_results])
+
+
+def test_train_command_refuses_an_incompatible_codec_and_names_moved_keys(tmp_path):
+    """Through the console script, from a folder outside the repository: exit 2, the reasons, no traceback,
+    nothing run (the data root does not exist)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rsn_train = Path(sys.executable).parent / "rsn-train"
+    proc = subprocess.run([str(rsn_train), "codec.target_type=unbiased", "+data.target_type=unbiased",
+                           f"data.root={tmp_path / 'no_data'}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "codec.target_type='unbiased' cannot be decoded with codec.decode='authors'" in proc.stderr
+    assert "Use codec=dark (unbiased targets, DARK decoding)" in proc.stderr
+    assert "data.target_type: this key moved to codec.target_type" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_unvalidated_final_epochs_are_counted(tmp_path):
