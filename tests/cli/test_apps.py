@@ -153,6 +153,29 @@ def test_eval_takes_the_checkpoints_codec_and_settings_not_the_configs(trained, 
     assert not np.allclose([r["keypoints"] for r in own_results], [r["keypoints"] for r in typed_results])
 
 
+def test_eval_crops_with_the_checkpoints_box_extension_unless_one_is_typed(trained):
+    """The quickstart checkpoint records the COCO test box extension (x1.09 / x1.135); evaluated with MPII's
+    augmentation preset (x1.25) it keeps its own, unless the extension is typed."""
+    from types import SimpleNamespace
+
+    from rsn_lightning import load_model
+    from rsn_lightning.cli.evaluate import CheckpointSettings
+    from rsn_lightning.data.transforms import AUGMENT_PRESETS
+
+    tmp, _, paths = trained
+    net = load_model(paths["checkpoint"])
+    cfg = compose_train(tmp, [*TINY, f"ckpt_path='{paths['checkpoint']}'", "data.augment_preset=mpii"],
+                        config_name="eval")
+    for typed, expected in ((set(), (0.09, 0.135)), ({"data.augment.test_x_ext"}, (0.25, 0.25))):
+        data = SimpleNamespace(augment=AUGMENT_PRESETS["mpii"])
+        settings = CheckpointSettings(net, cfg, typed)
+        settings.apply_box_extension(data)
+        assert (data.augment.test_x_ext, data.augment.test_y_ext) == expected
+        assert data.augment.rotation == AUGMENT_PRESETS["mpii"].rotation  # only the box extension changes
+        listed = settings.departures if typed else settings.ignored
+        assert listed == ["data.augment.test_x_ext/test_y_ext=[0.25, 0.25] (checkpoint: [0.09, 0.135])"]
+
+
 def test_train_command_refuses_an_incompatible_codec_and_names_moved_keys(tmp_path):
     """Through the console script, from a folder outside the repository: exit 2, the reasons, no traceback,
     nothing run (the data root does not exist)."""
