@@ -176,6 +176,37 @@ def test_eval_crops_with_the_checkpoints_box_extension_unless_one_is_typed(train
         assert listed == ["data.augment.test_x_ext/test_y_ext=[0.25, 0.25] (checkpoint: [0.09, 0.135])"]
 
 
+def test_mpii_style_run_records_the_authors_mpii_decoding_and_crop_and_eval_reuses_them(mpii_mini_dir, tmp_path):
+    """A few steps of the MPII experiment (rsn_tiny, 64x64, on ../shared's 5 MPII images): the checkpoint
+    records blur 9 and the x1.25 box, and rsn-eval (its config: 256x256 and the authors' COCO blur 5)
+    evaluates with them: the same PCKh and validation loss as the training app's own final validation."""
+    import torch
+
+    ann = mpii_mini_dir / "test_mpii.json"
+    data = [f"data.root={mpii_mini_dir}", f"data.train_ann_file={ann}", f"data.val_ann_file={ann}",
+            f"data.train_image_dir={mpii_mini_dir}", f"data.val_image_dir={mpii_mini_dir}", "data.batch_size=2",
+            "data.num_workers=0", "data.persistent_workers=false", "trainer=cpu", "logger=csv",
+            "+trainer.num_sanity_val_steps=0", "model.net.num_keypoints=16"]
+    cfg = compose_train(tmp_path, ["experiment=mpii_4xrsn50_256x256", "model=rsn_tiny", "data.input_size=[64,64]",
+                                   "trainer.max_epochs=1", "+trainer.limit_train_batches=2",
+                                   "trainer.check_val_every_n_epoch=1", "callbacks=default", *data])
+    metrics, paths = train(cfg)
+    recorded = torch.load(paths["checkpoint"], weights_only=True)
+    assert recorded["keypoints"] == "mpii"
+    assert (recorded["codec"]["input_size"], recorded["codec"]["blur_kernel"], recorded["codec"]["decode"]) == (
+        [64, 64], 9, "authors")
+    assert recorded["test"]["box_extension"] == [0.25, 0.25] and recorded["test"]["flip"] is True
+
+    ev = compose_train(tmp_path, ["data=mpii", "monitor=val/PCKh", f"ckpt_path='{paths['checkpoint']}'", *data],
+                       config_name="eval")
+    assert (ev.codec.blur_kernel, list(ev.data.input_size)) == (5, [256, 256])
+    ev.paths.output_dir = str(tmp_path / "eval")
+    evaluated, _ = evaluate(ev)
+    assert evaluated["val/PCKh"] == pytest.approx(metrics["val/PCKh"], abs=1e-6)
+    # the validation loss against the codec's targets on the same crops, up to the folded batch norm's rounding
+    assert evaluated["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-4)
+
+
 def test_train_command_refuses_an_incompatible_codec_and_names_moved_keys(tmp_path):
     """Through the console script, from a folder outside the repository: exit 2, the reasons, no traceback,
     nothing run (the data root does not exist)."""
