@@ -2,7 +2,9 @@
 apps use is checked, and all problems are reported at once, each naming its key, the value given and
 the accepted range. Without this, ``data.batch_size=-4`` reported "Invalid learning rate",
 ``data.input_size=[0,0]`` a ZeroDivisionError, a wrong ``model.net.num_keypoints`` a tensor size
-mismatch inside the training step, and an unknown ``model.test.decode`` failed only after training.
+mismatch inside the training step, and an unknown decoding method failed only after training. The
+codec's encode/decode pair is checked here too (``codec.HeatmapCodec``), and keys that moved to the
+codec group are named with their new place.
 
 Also here: the ``ckpt_path=last`` resolution (the run folder's last checkpoint, or an error saying where
 it looked) and the checks on a checkpoint's recorded architecture (a tampered ``width_mult=4000``
@@ -86,6 +88,9 @@ def load_json(path, what: str):
         raise BadInputError(f"{what} {path} is not valid JSON: {e}") from e
 
 
+_ABSENT = object()
+
+
 def _get(cfg: DictConfig, key: str):
     return OmegaConf.select(cfg, key, default=None)
 
@@ -145,8 +150,6 @@ class _Problems(list):
 
 
 def _check_data(cfg, p: _Problems) -> None:
-    from rsn_lightning.codec import TARGET_TYPES
-
     if _get(cfg, "data") is None:
         return
     p.input_size(cfg, "data.input_size")
@@ -154,16 +157,49 @@ def _check_data(cfg, p: _Problems) -> None:
     p.int_at_least(cfg, "data.val_batch_size", 1, optional=True)
     p.int_at_least(cfg, "data.num_workers", 0)
     p.one_of(cfg, "data.val_boxes", ("gt", "detections"))
-    p.one_of(cfg, "data.target_type", TARGET_TYPES)
-    p.odd_kernels(cfg, "data.target_kernels")
     p.number_in(cfg, "data.det_score_threshold", 0.0, 1.0)
     for key in ("num_train", "num_val"):
         p.int_at_least(cfg, f"data.synthetic.{key}", 1, optional=True)
 
 
-def _check_model(cfg, p: _Problems) -> None:
-    from rsn_lightning.codec import METHODS
+# keys that moved into the codec config group (conf/codec/): a user's own config that still sets them
+MOVED_TO_CODEC = {"data.target_type": "codec.target_type", "data.target_kernels": "codec.kernels",
+                  "data.target_sigma": "codec.sigma", "model.test.decode": "codec.decode",
+                  "model.test.blur_kernel": "codec.blur_kernel", "model.test.shift": "codec.shift"}
 
+
+def _check_codec(cfg, p: _Problems) -> None:
+    from rsn_lightning.codec import METHODS, TARGET_TYPES, CodecError, HeatmapCodec
+
+    for old, new in MOVED_TO_CODEC.items():
+        if OmegaConf.select(cfg, old, default=_ABSENT) is not _ABSENT:
+            p.append(f"{old}: this key moved to {new} (the codec group, conf/codec/: codec=authors or codec=dark)")
+    if _get(cfg, "codec") is None:
+        return
+    found = len(p)
+    p.one_of(cfg, "codec.target_type", TARGET_TYPES, optional=False)
+    p.one_of(cfg, "codec.decode", METHODS, optional=False)
+    p.odd_kernels(cfg, "codec.kernels")
+    if not OmegaConf.is_interpolation(cfg.codec, "input_size"):  # else data.input_size, checked there
+        p.input_size(cfg, "codec.input_size")
+        size, data_size = _get(cfg, "codec.input_size"), _get(cfg, "data.input_size")
+        if size is not None and data_size is not None and list(size) != list(data_size):
+            p.append(f"codec.input_size={list(size)}: expected data.input_size={list(data_size)}, the crops it "
+                     "encodes and decodes (leave codec.input_size at ${data.input_size})")
+    blur = _get(cfg, "codec.blur_kernel")
+    p.check(_is_int(blur) and (blur == 0 or (blur > 0 and blur % 2 == 1)), "codec.blur_kernel", blur,
+            "0 (no blur) or an odd positive integer")
+    p.number_in(cfg, "codec.shift", 0.0, 1.0)
+    if len(p) == found and _get(cfg, "data.input_size") is not None:
+        # the pair and the sizes, as the codec itself checks them when it is built
+        fields = OmegaConf.to_container(cfg.codec, resolve=True)
+        try:
+            HeatmapCodec(**{k: v for k, v in fields.items() if not k.startswith("_")})
+        except (CodecError, TypeError, ValueError) as err:
+            p.append(str(err))
+
+
+def _check_model(cfg, p: _Problems) -> None:
     if _get(cfg, "model") is None:
         return
     for key, (low, high) in ARCH_LIMITS.items():
@@ -180,8 +216,6 @@ def _check_model(cfg, p: _Problems) -> None:
                 f"4 integers in [1, {MAX_BLOCKS}] (RSBs per encoder level)")
     p.number_in(cfg, "model.optimizer.lr", 0.0, 10.0, low_open=True)
     p.number_in(cfg, "model.optimizer.weight_decay", 0.0, 1.0)
-    p.one_of(cfg, "model.test.decode", METHODS)
-    p.odd_kernels(cfg, "model.test.blur_kernel")
     p.one_of(cfg, "model.nonfinite_loss", ("stop", "skip"))
     # the network's keypoints against the data's (named sets only: 'auto' is read from the data later)
     k_model, kp = _get(cfg, "model.net.num_keypoints"), _get(cfg, "data.keypoints")
@@ -278,6 +312,7 @@ def validate_config(cfg: DictConfig, app: str) -> None:
         _check_predict(cfg, p)
     else:
         _check_data(cfg, p)
+        _check_codec(cfg, p)
         _check_model(cfg, p)
         _check_trainer(cfg, p)
         if app == "train" and cfg.get("train", True):

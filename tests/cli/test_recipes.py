@@ -84,12 +84,13 @@ def test_preset_composes_with_the_authors_recipe(name, tmp_path):
         assert ours == pytest.approx(_authors_lr(it, a["iterations"]), abs=1e-12), it
     assert cfg.trainer.sync_batchnorm is a["sync_batchnorm"]
     assert str(cfg.trainer.precision) == a["precision"]
-    test = cfg.model.test
-    assert (test.flip, test.decode, test.blur_kernel, test.shift) == (
+    codec = cfg.codec
+    assert (cfg.model.test.flip, codec.decode, codec.blur_kernel, codec.shift) == (
         a["flip_test"], a["decode"], a["blur_kernel"], a["shift"])
     loss = cfg.model.loss
     assert (loss.ohkm, loss.topk, loss.coarse_to_fine) == (a["ohkm"], a["topk"], a["coarse_to_fine"])
-    assert list(cfg.data.target_kernels) == a["target_kernels"] and cfg.data.target_type == a["target_type"]
+    assert list(codec.kernels) == a["target_kernels"] and codec.target_type == a["target_type"]
+    assert list(codec.input_size) == list(cfg.data.input_size)
     assert cfg.data.clip_boxes == a["clip_boxes"]
     assert cfg.eval_checkpoint == a["reported"]
     assert cfg.model.net.init == a["init"]

@@ -116,8 +116,9 @@ def test_configs_instantiate_with_the_documented_attributes(name, tmp_path):
     dm = instantiate(cfg)
     assert isinstance(dm, PoseDataModule)
     assert dm.dataset_kind == ("mpii" if name == "mpii" else "coco")
-    assert dm.target_kernels == (15, 11, 9, 7, 5)
     assert dm.input_size == ((256, 256) if name == "mpii" else (192, 256))
+    # without a codec given: the authors' at the data's input size
+    assert dm.codec.input_size == dm.input_size and dm.codec.kernels == (15, 11, 9, 7, 5)
     assert dm.keypoint_spec.num_keypoints == (16 if name == "mpii" else 17)
     if name != "synthetic":
         # nothing under the root: a clear error naming the missing file before any training

@@ -66,6 +66,13 @@ def test_cli_converts_fixture_checkpoint(fixture_case, tmp_path):
     assert net.normalization == (AUTHORS_NORMALIZATION if layout == "official" else MMPOSE_NORMALIZATION)
     assert net.normalization.channel_order == ("BGR" if layout == "official" else "RGB")
     assert net.keypoints == "coco"
+    # the file itself records the authors' COCO codec and test-time settings (caiyuanhao1998/RSN
+    # dataset/attribute.py: 192x256, kernels 15..5, blur 5, quarter shift; flip test; box x1.09 / x1.135)
+    recorded = torch.load(tmp_path / "dst.pth", weights_only=True)
+    assert recorded["codec"] == {"input_size": [192, 256], "target_type": "kernel", "kernels": [15, 11, 9, 7, 5],
+                                 "sigma": None, "decode": "authors", "blur_kernel": 5, "shift": 0.25, "stride": 4}
+    assert recorded["test"]["flip"] is True and recorded["test"]["box_extension"] == [0.09, 0.135]
+    assert net.codec.to_dict() == recorded["codec"] and net.test_settings == recorded["test"]
     with torch.no_grad():
         out = net(torch.from_numpy(io["input"]))
     assert out.shape == (2, 17, 64, 48)
@@ -123,3 +130,19 @@ def test_converter_refuses_unknown_keys_and_mmpose_prm(make_weights, tmp_path):
     truncated = {k: v for k, v in sd.items() if "up4.res_conv1" not in k}
     with pytest.raises(ValueError, match=r"7 missing: stages\.0\.decoder\.units\.3\.head\.0\."):
         convert_state_dict(truncated, "official")
+
+
+def test_cli_records_the_authors_mpii_codec_at_the_given_input_size(make_weights, tmp_path, capsys):
+    keys = ref.make_keys("official", blocks=(1, 1, 1, 1), num_keypoints=16)
+    ref.write_keys_json(tmp_path / "k.json", keys, seed=3)
+    torch.save({"model": make_weights.make_state_dict(tmp_path / "k.json")}, tmp_path / "src.pth")
+    main(["--from", "official", str(tmp_path / "src.pth"), str(tmp_path / "dst.pth"), "--input-size", "192", "256"])
+    recorded = torch.load(tmp_path / "dst.pth", weights_only=True)
+    # the authors' MPII decoding blur is 9 and their MPII box extension x1.25 (dataset/attribute.py)
+    assert (recorded["keypoints"], recorded["codec"]["input_size"], recorded["codec"]["blur_kernel"]) == (
+        "mpii", [192, 256], 9)
+    assert recorded["test"]["box_extension"] == [0.25, 0.25]
+    assert load_model(tmp_path / "dst.pth").input_size == (192, 256)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--from", "official", str(tmp_path / "src.pth"), str(tmp_path / "bad.pth"), "--input-size", "190", "256"])
+    assert exit_info.value.code == 2 and "codec.input_size=[190, 256]" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rsn_lightning.codec import CodecError
 from rsn_lightning.models.convert import SOURCES, convert_checkpoint
 
 DESCRIPTION = "Convert the authors' (caiyuanhao1998/RSN) and mmpose's RSN checkpoints into this project's format."
@@ -26,11 +27,22 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="keypoint set name to record (default: coco for 17 keypoints, mpii for 16)",
     )
+    parser.add_argument(
+        "--input-size",
+        nargs=2,
+        type=int,
+        metavar=("W", "H"),
+        default=None,
+        help="the input size to record in its codec (default: the authors', 192 256 for COCO, 256 256 for MPII)",
+    )
     args = parser.parse_args(argv)
-    net = convert_checkpoint(args.src, args.dst, args.source, args.keypoints)
+    try:
+        net = convert_checkpoint(args.src, args.dst, args.source, args.keypoints, args.input_size)
+    except CodecError as err:  # e.g. an --input-size that is no multiple of the heatmap stride
+        parser.error(str(err))
     print(
         f"{args.src} ({args.source}) -> {args.dst}: {net.arch_config()}, "
-        f"{net.normalization.channel_order} input, keypoints={net.keypoints}"
+        f"{net.normalization.channel_order} input, keypoints={net.keypoints}, codec {net.codec}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rsn_lightning.config_checks import BadInputError
 from rsn_lightning.inference.export import export_onnx, verify_onnx
 
 
@@ -13,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="this project's .ckpt or an rsn-convert output")
     p.add_argument("output", help="the .onnx file to write")
     p.add_argument("--input-size", nargs=2, type=int, metavar=("W", "H"), default=None,
-                   help="network input width and height (default: 192 256 for COCO, 256 256 for MPII)")
+                   help="network input width and height (default: the checkpoint's codec's)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     p.add_argument("--no-verify", action="store_true", help="skip the onnxruntime comparison")
@@ -26,9 +27,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from rsn_lightning import load_model
 
-    net = load_model(args.checkpoint)
-    size = args.input_size or net.input_size  # the checkpoint's codec's (load_model)
-    path = export_onnx(net, args.output, size, opset=args.opset, dynamic_batch=not args.static_batch)
+    try:
+        net = load_model(args.checkpoint)
+        size = args.input_size or net.codec.input_size
+        path = export_onnx(net, args.output, size, opset=args.opset, dynamic_batch=not args.static_batch)
+    except BadInputError as err:  # an unusable checkpoint, an input size its codec cannot decode
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {path} (input [N, 3, {size[1]}, {size[0]}])")
     if not args.no_verify:
         diff, scale = verify_onnx(path, net, size, batch_sizes=(1,) if args.static_batch else (1, 2))

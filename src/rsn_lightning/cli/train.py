@@ -27,8 +27,10 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
     relaunch_ranks_as_this_job()
     ckpt_path = resolve_last_checkpoint(cfg) or requeued_checkpoint(cfg.paths.output_dir)
 
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
+    # one codec: the DataModule encodes the targets with it, the module decodes with it, checkpoints record it
+    codec = instantiate(cfg.codec)
+    datamodule = instantiate(cfg.data, codec=codec)
+    model = instantiate(cfg.model, codec=codec)
     callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)

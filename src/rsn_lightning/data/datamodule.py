@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 
-from rsn_lightning.codec import DEFAULT_KERNELS, HeatmapTargetGenerator
+from rsn_lightning.codec import CodecError, HeatmapCodec
 from rsn_lightning.data.coco import (
     CocoKeypointDataset,
     keypoint_category,
@@ -82,14 +82,15 @@ class PoseDataModule(pl.LightningDataModule):
     ``augment``: overrides of the ``augment_preset`` (default: the preset named like ``kind``).
     ``synthetic``: ``{num_train, num_val, seed, image_size}`` makes ``prepare_data`` generate the
     synthetic set under ``root`` on first use. ``clip_boxes``: ``CLIP_BOXES`` (MPII has no boxes).
+    ``codec``: the ``HeatmapCodec`` that encodes the targets (default: the authors' at ``input_size``).
     """
 
     def __init__(self, kind: str = "coco", root: str | None = None, layout: str | None = None,
                  train_ann_file: str | None = None, train_image_dir=None, val_ann_file: str | None = None,
                  val_image_dir=None, det_file: str | None = None, val_boxes: str = "gt",
                  det_score_threshold: float = 0.0, head_boxes: str | None = None,
-                 keypoints="coco", input_size=(192, 256), target_kernels=DEFAULT_KERNELS,
-                 target_type: str = "kernel", target_sigma=None, augment: dict | None = None,
+                 keypoints="coco", input_size=(192, 256), codec: HeatmapCodec | None = None,
+                 augment: dict | None = None,
                  augment_preset: str | None = None, normalization: dict | None = None,
                  batch_size: int = 32, val_batch_size: int | None = None, num_workers: int = 4,
                  pin_memory: bool = True, persistent_workers: bool = True, drop_last: bool = True,
@@ -117,9 +118,11 @@ class PoseDataModule(pl.LightningDataModule):
         self._keypoints = keypoints
         self._spec: KeypointSpec | None = None
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.target_kernels = tuple(int(k) for k in target_kernels)
-        self.target_type = target_type
-        self.target_sigma = target_sigma
+        # the one codec of the run: rsn-train hands the same object to the LightningModule
+        self.codec = codec or HeatmapCodec(self.input_size)
+        if self.codec.input_size != self.input_size:
+            raise CodecError(f"data.input_size={list(self.input_size)} but the codec's input size is "
+                             f"{list(self.codec.input_size)}: set codec.input_size: ${{data.input_size}}")
         preset = AUGMENT_PRESETS[augment_preset or kind]
         self.augment = AugmentConfig.from_dict(dict(augment) if augment else None, preset)
         self.normalization = InputNormalization.from_dict(dict(normalization) if normalization else None)
@@ -160,7 +163,7 @@ class PoseDataModule(pl.LightningDataModule):
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
-        return self.input_size[0] // 4, self.input_size[1] // 4
+        return self.codec.heatmap_size
 
     def _resolve_spec(self) -> KeypointSpec:
         kp = self._keypoints
@@ -199,9 +202,7 @@ class PoseDataModule(pl.LightningDataModule):
             log.info("generated the synthetic data set in %s", self.root)
 
     def _transform(self, train: bool, with_targets: bool) -> TopDownTransform:
-        targets = HeatmapTargetGenerator(self.input_size, self.target_kernels, self.target_type,
-                                         self.target_sigma)
-        return TopDownTransform(self.input_size, self.keypoint_spec, train, self.augment, targets,
+        return TopDownTransform(self.input_size, self.keypoint_spec, train, self.augment, self.codec,
                                 self.normalization, with_targets=with_targets)
 
     def _check_paths(self, ann_file, image_dir, split: str) -> None:

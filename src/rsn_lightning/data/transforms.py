@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rsn_lightning.codec import HeatmapTargetGenerator, joint_target_weight
+from rsn_lightning.codec import CodecError, HeatmapCodec, joint_target_weight
 from rsn_lightning.geometry import (
     apply_affine,
     box_to_center_scale,
@@ -170,18 +170,22 @@ class TopDownTransform:
 
     A record holds the raw crop before enlargement: ``center`` (x, y) and ``scale`` (w, h) in image
     pixels (a COCO box's centre and size; MPII's square person box), ``joints`` [K, 3] in image pixels
-    with visibility, and the metadata ``image_id``, ``box_score``, ``area``, ``index``.
+    with visibility, and the metadata ``image_id``, ``box_score``, ``area``, ``index``. ``codec`` encodes
+    the targets (default: the authors' ``HeatmapCodec`` at ``input_size``).
     """
 
     def __init__(self, input_size, spec: KeypointSpec, train: bool, augment: AugmentConfig | None = None,
-                 targets: HeatmapTargetGenerator | None = None,
+                 codec: HeatmapCodec | None = None,
                  normalization: InputNormalization | None = None, with_targets: bool | None = None):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.aspect_ratio = self.input_size[0] / self.input_size[1]
         self.spec = spec
         self.train = bool(train)
         self.cfg = augment or COCO_AUGMENT
-        self.targets = targets or HeatmapTargetGenerator(self.input_size)
+        self.codec = codec or HeatmapCodec(self.input_size)
+        if self.codec.input_size != self.input_size:
+            raise CodecError(f"the codec's input size {list(self.codec.input_size)} is not the crop's "
+                             f"{list(self.input_size)}")
         self.normalization = normalization or InputNormalization()
         self.with_targets = self.train if with_targets is None else bool(with_targets)
         self._photo = _photometric(self.cfg) if self.train else None
@@ -262,7 +266,7 @@ class TopDownTransform:
 
         sample: dict[str, Any] = {"image": self.normalize(crop)}
         if self.with_targets:
-            heatmaps, weight = self.targets(xy, vis)
+            heatmaps, weight = self.codec.encode(xy, vis)
             sample["heatmaps"] = heatmaps
         else:
             weight = joint_target_weight(xy, vis, self.input_size)

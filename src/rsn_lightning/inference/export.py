@@ -3,8 +3,10 @@
     rsn-export model.ckpt model.onnx --input-size 192 256
 
 The ONNX graph takes the normalised input ``[N, 3, H, W]`` and returns the final heatmaps
-``[N, K, H/4, W/4]``; pre-processing (crop, InputNormalization) and decoding stay outside, and the
-checkpoint's normalisation and keypoint set are stored in the model's metadata.
+``[N, K, H/4, W/4]``; pre-processing (crop, InputNormalization) and decoding stay outside. The model's
+metadata (JSON strings) says how to do them as the checkpoint does: ``normalization``, ``keypoints``,
+``codec`` (``HeatmapCodec.to_dict()`` at the exported input size: ``HeatmapCodec.from_dict`` rebuilds it)
+and ``test_settings`` (flip test, box extension, rescoring, OKS-NMS).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def export_onnx(net: nn.Module, path, input_size=(192, 256), opset: int = 17, dy
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().cpu()
     w, h = int(input_size[0]), int(input_size[1])
+    codec = getattr(net, "codec", None)
+    if codec is not None:  # the graph's input size is the one its heatmaps decode at (checked before any work)
+        codec = codec.replace(input_size=[w, h])
     dummy = torch.zeros(1, 3, h, w)
     axes = {"input": {0: "batch"}, "heatmaps": {0: "batch"}} if dynamic_batch else None
     # the TorchScript-based exporter: no onnxscript dependency, and it handles dynamic_axes directly.
@@ -44,6 +49,10 @@ def export_onnx(net: nn.Module, path, input_size=(192, 256), opset: int = 17, dy
         meta["normalization"] = json.dumps(norm.to_dict())
     if getattr(net, "keypoints", None) is not None:
         meta["keypoints"] = str(net.keypoints)
+    if codec is not None:
+        meta["codec"] = json.dumps(codec.to_dict())
+    if getattr(net, "test_settings", None) is not None:
+        meta["test_settings"] = json.dumps(net.test_settings)
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     for k, v in meta.items():
         entry = model.metadata_props.add()

@@ -95,9 +95,17 @@ def load_state_dict_strict(
 
 
 def save_checkpoint(
-    path: str | Path, net: RSN, normalization: InputNormalization | None = None, keypoints: str = "coco"
+    path: str | Path, net: RSN, normalization: InputNormalization | None = None, keypoints: str = "coco",
+    codec: HeatmapCodec | None = None, test_settings: dict | None = None,
 ) -> Path:
+    """Write this project's checkpoint format; ``codec`` and ``test_settings`` (all of ``TEST_SETTINGS``)
+    default to the authors' for ``keypoints`` (``authors_codec``, ``authors_test_settings``)."""
     normalization = normalization or InputNormalization()
+    codec = codec or authors_codec(keypoints)
+    test_settings = {**authors_test_settings(keypoints), **(test_settings or {})}
+    unknown = set(test_settings) - set(TEST_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown test settings {sorted(unknown)}; expected some of {list(TEST_SETTINGS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -108,6 +116,8 @@ def save_checkpoint(
             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
             "normalization": normalization.to_dict(),
             "keypoints": keypoints,
+            "codec": codec.to_dict(),
+            "test": test_settings,
         },
         path,
     )

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from rsn_lightning.models.checkpoint import load_state_dict_strict, save_checkpoint
+from rsn_lightning.codec import authors_codec
+from rsn_lightning.models.checkpoint import authors_test_settings, load_state_dict_strict, save_checkpoint
 from rsn_lightning.models.rsb import branch_width
 from rsn_lightning.models.rsn import BASE_CHANNELS, RSN
 from rsn_lightning.normalization import AUTHORS_NORMALIZATION, MMPOSE_NORMALIZATION, InputNormalization
@@ -213,12 +214,19 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], source: str) -> R
     return net.eval()
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, source: str, keypoints: str | None = None) -> RSN:
+def convert_checkpoint(src: str | Path, dst: str | Path, source: str, keypoints: str | None = None,
+                       input_size=None) -> RSN:
+    """Convert and save; the file records the authors' codec and test-time settings for its keypoint set
+    (``authors_codec``, ``authors_test_settings``), at ``input_size`` (W, H; default the authors')."""
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     net = convert_state_dict(extract_state_dict(ckpt, source), source)
     keypoints = keypoints or _KEYPOINT_SETS.get(net.num_keypoints)
     if keypoints is None:
         raise ValueError(f"{net.num_keypoints} keypoints: name the keypoint set with --keypoints")
-    save_checkpoint(dst, net, normalization=_NORMALIZATION[source], keypoints=keypoints)
+    codec = authors_codec(keypoints, input_size)
+    test_settings = authors_test_settings(keypoints)
+    save_checkpoint(dst, net, normalization=_NORMALIZATION[source], keypoints=keypoints, codec=codec,
+                    test_settings=test_settings)
     net.normalization, net.keypoints = _NORMALIZATION[source], keypoints
+    net.codec, net.input_size, net.test_settings = codec, codec.input_size, test_settings
     return net

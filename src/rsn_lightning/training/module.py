@@ -16,9 +16,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.config_checks import UserFacingError
 from rsn_lightning.geometry import apply_affine, crop_affine
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
+from rsn_lightning.models.checkpoint import TEST_SETTINGS, authors_test_settings
 from rsn_lightning.normalization import InputNormalization
 from rsn_lightning.training.loss import RSNLoss
 from rsn_lightning.training.schedule import build_scheduler, scaled_lr
@@ -31,10 +33,8 @@ DEFAULT_SCHEDULER = {"name": "linear", "warmup_steps": 2400, "warmup_epochs": No
                      "milestones": (), "milestone_epochs": (), "gamma": 0.1}
 DEFAULT_LOSS = {"ohkm": True, "topk": 8, "coarse_to_fine": True, "unit_weights": (0.25, 0.25, 0.25, 1.0),
                 "stage_weights": None}
-# the test-time settings a checkpoint records (the rest of DEFAULT_TEST is evaluation bookkeeping)
-TEST_SETTINGS = ("flip", "flip_shift", "decode", "blur_kernel", "shift")
-DEFAULT_TEST = {"flip": True, "flip_shift": False, "decode": "authors", "blur_kernel": 5, "shift": 0.25,
-                "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "num_vis_images": 8}
+DEFAULT_TEST = {"flip": True, "flip_shift": False, "rescore": "authors", "score_threshold": 0.2, "oks_nms": None,
+                "nms_threshold": None, "num_vis_images": 8}
 
 
 NONFINITE_LOSS = ("stop", "skip")
@@ -67,9 +67,10 @@ def _merged(defaults: dict, given: dict | None) -> dict:
 
 
 class RSNLitModule(pl.LightningModule):
-    def __init__(self, net: nn.Module, optimizer: dict | None = None, scheduler: dict | None = None,
-                 loss: dict | None = None, test: dict | None = None, output_dir: str | None = None,
-                 compile: bool = False, channels_last: bool = True, nonfinite_loss: str = "stop"):
+    def __init__(self, net: nn.Module, codec: HeatmapCodec | None = None, optimizer: dict | None = None,
+                 scheduler: dict | None = None, loss: dict | None = None, test: dict | None = None,
+                 output_dir: str | None = None, compile: bool = False, channels_last: bool = True,
+                 nonfinite_loss: str = "stop"):
         super().__init__()
         if nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"nonfinite_loss must be one of {NONFINITE_LOSS}, got {nonfinite_loss!r}")
@@ -78,6 +79,8 @@ class RSNLitModule(pl.LightningModule):
         self.nonfinite_loss = nonfinite_loss
         self.nonfinite_steps = 0
         self.net = net
+        # the run's one codec (rsn-train gives the DataModule the same object); None: the DataModule's
+        self._codec = codec
         self.optimizer_cfg = _merged(DEFAULT_OPTIMIZER, optimizer)
         self.scheduler_cfg = _merged(DEFAULT_SCHEDULER, scheduler)
         self.loss_cfg = _merged(DEFAULT_LOSS, loss)
@@ -113,6 +116,14 @@ class RSNLitModule(pl.LightningModule):
     def _datamodule(self):
         trainer = self._trainer
         return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    @property
+    def codec(self) -> HeatmapCodec:
+        codec = self._codec or getattr(self._datamodule, "codec", None)
+        if codec is None:
+            raise ValueError("RSNLitModule has no codec: pass codec=HeatmapCodec(...), or train with a DataModule "
+                             "that has one")
+        return codec
 
     @property
     def keypoint_spec(self) -> KeypointSpec:
@@ -206,8 +217,6 @@ class RSNLitModule(pl.LightningModule):
         return heatmaps, outputs
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        from rsn_lightning.codec import decode_heatmaps
-
         images = batch["image"]
         heatmaps, outputs = self.test_outputs(images)
         if "heatmaps" in batch and batch["heatmaps"].numel() > 0:
@@ -216,10 +225,7 @@ class RSNLitModule(pl.LightningModule):
         size = (images.shape[-1], images.shape[-2])
         center = batch["center"].cpu().numpy()
         scale = batch["scale"].cpu().numpy()
-        coords, scores = decode_heatmaps(
-            heatmaps.float().cpu().numpy(), center, scale, size, method=self.test_cfg["decode"],
-            blur_kernel=self.test_cfg["blur_kernel"], shift=self.test_cfg["shift"],
-        )
+        coords, scores = self.codec.decode(heatmaps.float().cpu().numpy(), center, scale)
         self._val_outputs.append({
             "coords": coords.astype(np.float32),
             "scores": scores.astype(np.float32),
@@ -288,7 +294,8 @@ class RSNLitModule(pl.LightningModule):
         evaluator = CocoKeypointEvaluator(dm.val_ann_file, sigmas=spec.sigmas,
                                           rescore=self.test_cfg["rescore"],
                                           score_threshold=self.test_cfg["score_threshold"],
-                                          oks_nms=self.test_cfg["oks_nms"])
+                                          oks_nms=self.test_cfg["oks_nms"],
+                                          nms_threshold=self.test_cfg["nms_threshold"])
         path = self._results_path(tag) if self.trainer.is_global_zero else None
         stats = evaluator.evaluate_arrays(
             preds["coords"], preds["scores"], preds["box_score"], preds["image_id"],
@@ -377,17 +384,23 @@ class RSNLitModule(pl.LightningModule):
         checkpoint["arch"] = self._arch()
         checkpoint["normalization"] = self.normalization.to_dict()
         checkpoint["keypoints"] = self.keypoint_spec.name
-        # how it was validated, so rsn-predict / rsn-eval can decode its heatmaps the same way
-        checkpoint["test"] = {k: self.test_cfg[k] for k in TEST_SETTINGS}
-        size = getattr(self._datamodule, "input_size", None)
-        if size is not None:
-            checkpoint["input_size"] = [int(v) for v in size]
+        # its codec and test-time settings: rsn-predict, rsn-eval and rsn-export crop and decode the same way
+        checkpoint["codec"] = self.codec.to_dict()
+        checkpoint["test"] = self.test_settings()
         checkpoint["rng_states"] = _rng_states()
         # layout-free weights: a channels-last network's 4-D tensors are saved in the default layout
         state = checkpoint.get("state_dict")
         if state is not None:
             checkpoint["state_dict"] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v
                                         for k, v in state.items()}
+
+    def test_settings(self) -> dict:
+        """The test-time settings a checkpoint records (``models.checkpoint.TEST_SETTINGS``): the box
+        extension is the DataModule's (``data.augment``), the rest this module's."""
+        augment = getattr(self._datamodule, "augment", None)
+        box = ([float(augment.test_x_ext), float(augment.test_y_ext)] if augment is not None
+               else authors_test_settings(self.keypoint_spec.name)["box_extension"])
+        return {k: box if k == "box_extension" else _plain(self.test_cfg[k]) for k in TEST_SETTINGS}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # a resumed run draws the same shuffles and augmentations as the run that was never stopped
