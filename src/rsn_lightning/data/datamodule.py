@@ -295,7 +295,13 @@ class PoseDataModule(pl.LightningDataModule):
             # order and augmentation seeds from the DataModule's own generator (seeded from the run's
             # seed), so its state can be checkpointed and a resumed run draws the same batches
             if self._train_generator is None:
-                self._train_generator = torch.Generator().manual_seed(torch.initial_seed() % (2**63))
+                seed = torch.initial_seed() % (2**63)
+                trainer = getattr(self, "trainer", None)
+                if trainer is not None and trainer.world_size > 1:
+                    # Lightning's DistributedSampler wrapper splits this order between the ranks: every rank
+                    # must draw the same one, also when no global seed was set (seed=null)
+                    seed = int(trainer.strategy.broadcast(seed, src=0))
+                self._train_generator = torch.Generator().manual_seed(seed)
             sampler = self._train_sampler = EpochSeededSampler(len(ds), self._train_generator)
             if self._resume is not None:
                 sampler.resume_at(*self._resume)
