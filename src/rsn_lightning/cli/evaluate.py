@@ -35,7 +35,6 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
     from hydra.utils import instantiate
 
     from rsn_lightning import load_model
-    from rsn_lightning.training.module import RSNLitModule
 
     validate_config(cfg, "eval")
     start_run(cfg)
@@ -53,9 +52,10 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
             f"{cfg.ckpt_path} predicts {num_out} keypoints but the dataset '{spec.name}' has "
             f"{spec.num_keypoints}: pick the matching data config"
         )
-    module = RSNLitModule(net=net, test=cfg.model.get("test"), output_dir=cfg.paths.output_dir)
+    module = instantiate(cfg.model, net=net)  # the checkpoint's network with model's settings (conf/model)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=[record.callback] if record else [])
+    callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
+    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     trainer.validate(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     out = Path(cfg.paths.output_dir)
