@@ -23,7 +23,7 @@ def batch_size(batch: Any) -> int:
 
 class ValidationPictures(pl.Callback):
     """At each validation (not the sanity check), the first ``num_images`` crops of the first batch with
-    their predicted skeletons, side by side: ``<dirpath>/<val|test>_epoch<NNN>.png`` (``dirpath`` None:
+    their predicted skeletons, side by side: ``<dirpath>/val_epoch<NNN>.png`` (``dirpath`` None:
     ``<trainer.default_root_dir>/pictures``) and to every logger that takes images (wandb, TensorBoard).
     Reads the decoded keypoints (image px) that ``validation_step`` returns."""
 
@@ -35,9 +35,6 @@ class ValidationPictures(pl.Callback):
         self._picture: dict[str, np.ndarray] | None = None
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._picture = None
-
-    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._picture = None
 
     @rank_zero_only
@@ -53,17 +50,7 @@ class ValidationPictures(pl.Callback):
         self._picture = {"crops": crops, "keypoints": in_crop, "scores": outputs["scores"][: len(crops)]}
 
     @rank_zero_only
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self.on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module, "val")
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._write(trainer, pl_module, "test")
-
-    @rank_zero_only
-    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, tag: str) -> None:
         if self._picture is None:
             return
         import cv2
@@ -74,12 +61,12 @@ class ValidationPictures(pl.Callback):
                  for c, k, s in zip(self._picture["crops"], self._picture["keypoints"], self._picture["scores"])]
         grid = np.concatenate(tiles, axis=1)
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "pictures")
-        out = folder / f"{tag}_epoch{trainer.current_epoch:03d}.png"
+        out = folder / f"val_epoch{trainer.current_epoch:03d}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out), grid)
         rgb = np.ascontiguousarray(grid[..., ::-1])
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):  # wandb
-                logger.log_image(key=f"{tag}/predictions", images=[rgb], step=trainer.global_step)
+                logger.log_image(key="val/predictions", images=[rgb], step=trainer.global_step)
             elif hasattr(getattr(logger, "experiment", None), "add_image"):  # tensorboard
-                logger.experiment.add_image(f"{tag}/predictions", rgb, trainer.global_step, dataformats="HWC")
+                logger.experiment.add_image("val/predictions", rgb, trainer.global_step, dataformats="HWC")

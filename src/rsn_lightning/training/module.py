@@ -15,6 +15,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rsn_lightning.config_checks import UserFacingError
@@ -38,32 +39,19 @@ class NonFiniteLossError(UserFacingError, FloatingPointError):
     """Training stopped on a NaN/Inf loss (``nonfinite_loss="stop"``)."""
 
 
-def _plain(value: Any) -> Any:
-    """Hydra DictConfig/ListConfig -> plain Python, so hyper-parameters load with weights_only=True."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _settings(group: str, given: Any, keys) -> dict:
-    """``model.<group>`` as a plain dict with exactly ``keys`` (conf/model/rsn18.yaml sets each of them)."""
-    given = _plain(given)
-    if not isinstance(given, dict):
-        raise ValueError(f"model.{group}: expected a mapping with the keys {sorted(keys)}, got {given!r}")
-    unknown, missing = sorted(set(given) - set(keys)), sorted(set(keys) - set(given))
-    if unknown or missing:
-        problems = [f"unknown keys {unknown}"] * bool(unknown) + [f"missing keys {missing}"] * bool(missing)
-        raise ValueError(f"model.{group}: {'; '.join(problems)}; expected exactly {sorted(keys)} "
+def _settings(group: str, given: Any, takes) -> dict:
+    """``model.<group>`` as plain Python (so hyper-parameters load with weights_only=True) with exactly
+    the settings ``takes`` (a tuple, or a callable's keyword-only or else all parameters)."""
+    if callable(takes):
+        params = inspect.signature(takes).parameters.values()
+        takes = [p.name for p in params if p.kind is p.KEYWORD_ONLY] or [p.name for p in params]
+    given = OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else dict(given or {})
+    wrong = [f"{label} keys {sorted(keys)}" for label, keys in
+             (("unknown", set(given) - set(takes)), ("missing", set(takes) - set(given))) if keys]
+    if wrong:
+        raise ValueError(f"model.{group}: {', '.join(wrong)}; expected {sorted(takes)} "
                          "(conf/model/rsn18.yaml sets each)")
-    return {k: _plain(v) for k, v in given.items()}
-
-
-def _keywords(fn) -> list[str]:
-    """The settings ``fn`` takes: its keyword-only parameters, else all of them."""
-    params = inspect.signature(fn).parameters.values()
-    return [p.name for p in params if p.kind is p.KEYWORD_ONLY] or [p.name for p in params]
+    return given
 
 
 class RSNLitModule(pl.LightningModule):
@@ -80,9 +68,9 @@ class RSNLitModule(pl.LightningModule):
         self.nonfinite_loss = nonfinite_loss
         self.nonfinite_steps = 0
         self.net = net
-        self.optimizer_cfg = _settings("optimizer", optimizer, _keywords(build_optimizer))
-        self.scheduler_cfg = _settings("scheduler", scheduler, _keywords(build_recipe_scheduler))
-        self.loss_cfg = _settings("loss", loss, _keywords(RSNLoss))
+        self.optimizer_cfg = _settings("optimizer", optimizer, build_optimizer)
+        self.scheduler_cfg = _settings("scheduler", scheduler, build_recipe_scheduler)
+        self.loss_cfg = _settings("loss", loss, RSNLoss)
         self.test_cfg = _settings("test", test, TEST_KEYS)
         self.output_dir = output_dir
         self.save_hyperparameters(
@@ -211,18 +199,6 @@ class RSNLitModule(pl.LightningModule):
         return {"coords": coords, "scores": scores}
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate_epoch("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.on_validation_epoch_start()
-
-    def test_step(self, batch: dict, batch_idx: int) -> dict:
-        return self.validation_step(batch, batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch("test")
-
-    def _evaluate_epoch(self, tag: str) -> None:
         from rsn_lightning.evaluation.validation import coco_validation, mpii_validation
 
         if self.trainer.sanity_checking:
@@ -231,7 +207,7 @@ class RSNLitModule(pl.LightningModule):
         if not preds:
             return
         base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
-        path = base / "results" / f"{tag}_epoch{self.current_epoch:03d}.json" if self.trainer.is_global_zero else None
+        path = base / "results" / f"val_epoch{self.current_epoch:03d}.json" if self.trainer.is_global_zero else None
         dm, test = self._datamodule, self.test_cfg
         if getattr(dm, "dataset_kind", "coco") == "mpii":
             names = [dm.val_dataset.records[i]["image_name"] for i in preds["index"]]
@@ -241,10 +217,10 @@ class RSNLitModule(pl.LightningModule):
             stats = coco_validation(preds, dm.val_ann_file, self.keypoint_spec.sigmas, test["rescore"],
                                     test["score_threshold"], test["oks_nms"], results_path=path)
         if path is not None:
-            log.info("%s: %s (predictions in %s)", tag,
+            log.info("validation: %s (predictions in %s)",
                      ", ".join(f"{k} {stats[k]:.4f}" for k in ("AP", "PCKh") if k in stats), path)
         self.last_val_stats = stats
-        self.log_dict({f"{tag}/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+        self.log_dict({f"val/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
