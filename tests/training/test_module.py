@@ -199,3 +199,12 @@ def test_validation_loss_and_flip_test_come_from_two_passes():
         ref_loss, _ = module.criterion(module.net.forward_all(x), targets, visible)
     torch.testing.assert_close(heatmaps, ref_heatmaps, rtol=0, atol=0)
     torch.testing.assert_close(loss, ref_loss, rtol=0, atol=0)
+
+
+def test_settings_come_whole_from_the_yaml():
+    """No defaults in the module: a missing or unknown key of a settings group is named."""
+    with pytest.raises(ValueError, match=r"model.optimizer: unknown keys \['lrr'\]; expected \['betas', 'lr'"):
+        lit_module(tiny_net(), optimizer={"lrr": 1e-3})
+    with pytest.raises(ValueError, match=r"model.optimizer: missing keys \['betas', 'lr', 'name', 'reference_batch'"):
+        RSNLitModule(tiny_net(), optimizer=None, scheduler=None, loss=None, test=None, output_dir=None,
+                     compile=False, channels_last=True, nonfinite_loss="stop")
