@@ -62,7 +62,8 @@ class TrainingRecord(pl.Callback):
     """Collects, on rank zero: the network's size and multiply-adds (at ``setup``), every validation during
     training (the best by ``monitor``), and the training throughput as Lightning's ThroughputMonitor
     (conf/callbacks/throughput.yaml) last logged it: images of all devices over the training time, data
-    loading included, validation excluded (None without that callback or a logger)."""
+    loading included, validation excluded (None without that callback, without a logger, or when no step
+    was logged: fewer steps than ``trainer.log_every_n_steps``)."""
 
     def __init__(self, monitor: str, input_size) -> None:
         self.monitor, self.input_size = monitor, tuple(int(v) for v in input_size)
