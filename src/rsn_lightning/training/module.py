@@ -108,10 +108,7 @@ class RSNLitModule(pl.LightningModule):
 
     @property
     def normalization(self) -> InputNormalization:
-        norm = getattr(self._datamodule, "normalization", None)
-        if isinstance(norm, InputNormalization):
-            return norm
-        return InputNormalization.from_dict(norm) if isinstance(norm, dict) else InputNormalization()
+        return getattr(self._datamodule, "normalization", None) or InputNormalization()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
