@@ -38,6 +38,9 @@ CHILD = textwrap.dedent(f"""
     from test_module import make_trainer
 
     root, out, weights = map(Path, sys.argv[1:4])
+    # seeded as rsn-train seeds (cli/common.start_run): every rank draws the same training order, which
+    # the DistributedSampler then splits (unseeded, each process's torch seed differs)
+    __import__("pytorch_lightning").seed_everything(0, workers=True)
     module, dm = build(root, out, weights)
     counts = []
 
