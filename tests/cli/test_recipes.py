@@ -30,7 +30,6 @@ import torch
 from omegaconf import OmegaConf
 from test_configs import compose_train
 
-from rsn_lightning.training.module import DEFAULT_SCHEDULER
 from rsn_lightning.training.schedule import lr_multiplier, scaled_lr
 
 AUTHORS_GPUS = 8
@@ -69,8 +68,7 @@ def test_preset_composes_with_the_authors_recipe(name, tmp_path):
     assert steps_at_8_gpus == pytest.approx(a["iterations"], rel=5e-3)
     assert cfg.trainer.max_epochs % cfg.trainer.check_val_every_n_epoch == 0  # the final epoch is validated
     opt = cfg.model.optimizer
-    # the scheduler settings as the module merges them with its defaults
-    sched = OmegaConf.create({**DEFAULT_SCHEDULER, **OmegaConf.to_container(cfg.model.scheduler)})
+    sched = cfg.model.scheduler
     assert opt.name == a["optimizer"] and opt.weight_decay == a["weight_decay"]
     assert opt.scale_lr and opt.reference_batch == a["ims_per_gpu"]
     total_batch = AUTHORS_GPUS * cfg.data.batch_size

@@ -23,12 +23,13 @@ import yaml
 from rsn_lightning.evaluation.sweeps import load_summary, summary_rows
 
 BIN = Path(sys.executable).parent
-# size-limiting overrides: a 12-image synthetic set at 64x96, 2 batches per epoch
+# size-limiting overrides: a 12-image synthetic set at 64x96, 2 batches per epoch, logged at every step
 TINY = [
-    "experiment=quickstart", "callbacks=model_checkpoint",
+    "experiment=quickstart", "callbacks=[model_checkpoint,lr_monitor,throughput]",
     "data.synthetic.num_train=12", "data.synthetic.num_val=4", "data.batch_size=4", "data.input_size=[64,96]",
     "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1",
     "+trainer.enable_progress_bar=false", "+trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=1", "callbacks.throughput.window_size=2",
 ]
 COLUMNS = ["job", "status", "model.net.output_gain", "model", "input_size", "num_stages", "width_mult", "prm",
            "params_m", "gflops", "final_AP", "final_AR", "best_AP", "best_AR", "images_per_s", "wall_time_s",
@@ -136,7 +137,18 @@ def test_sweep_leaves_a_summary_with_every_job_and_keeps_the_failed_one(sweep):
         during = logged[:2]
         assert float(row["best_AP"]) == pytest.approx(max(float(r["val/AP"]) for r in during))
         assert result["best"]["epoch"] in (0, 1)
-        assert float(row["images_per_s"]) > 0 and float(row["wall_time_s"]) > 0
+        assert float(row["wall_time_s"]) > 0
+        # Lightning's LearningRateMonitor and ThroughputMonitor in the CSV log; the job's images/s is the
+        # latter's last totals (one device here)
+        with (job / "csv" / "metrics.csv").open(newline="") as f:
+            steps = list(csv.DictReader(f))
+        # lr 2e-3 per 32 images x 4 / 32, warm-up from 0.1 over the run's 4 steps: x0.1, then x(0.1 + 0.9 / 4)
+        assert [float(r["train/lr"]) for r in steps if r.get("train/lr")][:2] == pytest.approx([2.5e-5, 8.125e-5])
+        assert all(float(r["train/device/samples_per_sec"]) > 0 for r in steps if r.get("train/device/samples_per_sec"))
+        totals = [r for r in steps if r.get("train/time")][-1]
+        assert float(totals["train/samples"]) == 4 * 2 * 2  # 4 images x 2 batches x 2 epochs
+        assert float(row["images_per_s"]) == pytest.approx(float(totals["train/samples"]) / float(totals["train/time"]),
+                                                           rel=1e-3)
 
     # read back as the notebooks do, and rebuilt identically from the job folders without summary.csv
     loaded = load_summary(folder)

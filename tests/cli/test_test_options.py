@@ -1,5 +1,5 @@
 """The evaluation options the README names are settable from the command line (they were rejected as
-"not in struct") and reach the LightningModule; their config defaults are the module's (the authors')."""
+"not in struct") and reach the LightningModule; their config defaults are the authors'."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hydra.utils import instantiate
 from test_configs import compose_train
 
-from rsn_lightning.training.module import DEFAULT_TEST
+from rsn_lightning.models.checkpoint import authors_test_settings
 
 OPTIONS = ["model.test.oks_nms=soft", "model.test.rescore=mmpose", "model.test.score_threshold=0.3"]
 
@@ -24,7 +24,7 @@ def test_rescore_and_oks_nms_reach_the_module(tmp_path):
         "soft", "mmpose", 0.3)
 
 
-def test_config_defaults_are_the_modules(tmp_path):
+def test_config_defaults_are_the_authors(tmp_path):
     cfg = compose_train(tmp_path, ["experiment=coco_rsn18_256x192"])
     keys = ("rescore", "score_threshold", "oks_nms")
-    assert {k: cfg.model.test[k] for k in keys} == {k: DEFAULT_TEST[k] for k in keys}
+    assert {k: cfg.model.test[k] for k in keys} == {k: authors_test_settings("coco")[k] for k in keys}

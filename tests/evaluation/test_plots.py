@@ -41,7 +41,7 @@ def test_offline_wandb_runs_are_read_without_an_account(tmp_path, monkeypatch):
         run = wandb.init(dir=tmp_path, project="rsn", config={"model": {"net": {"num_stages": stages}},
                                                                "data": {"input_size": [96, 128]}})
         run.log({"val/AP": ap - 0.1})
-        run.log({"val/AP": ap, "train/images_per_sec": 100.0 / stages})
+        run.log({"val/AP": ap, "train/device/samples_per_sec": 100.0 / stages})
         run.finish()
     wandb.teardown()  # the wandb service writes run files in the background: wait for it, as at a job's exit
     rows = sorted(plots.load_wandb_rows(tmp_path), key=lambda r: r["num_stages"])

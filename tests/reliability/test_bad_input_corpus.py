@@ -78,6 +78,12 @@ def api_error(call, *names, types=(ValueError, OSError)):
     return None, result
 
 
+# the child scripts build the module with the tests' lit_module (conf/model/rsn18.yaml's settings)
+CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1",
+             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "training"),
+                                            *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def cli(app: str, *args, cwd, timeout: int = 300, env=None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run([str(BIN / app), *map(str, args)], cwd=cwd, capture_output=True, text=True,
@@ -95,7 +101,7 @@ def cli_error(proc, *names):
 
 def train_args(root, out, *extra):
     return ["experiment=quickstart", f"data.root={root}", "data.synthetic=null", "trainer.max_epochs=1",
-            "trainer.check_val_every_n_epoch=1", "+model.test.num_vis_images=0", f"hydra.run.dir={out}",
+            "trainer.check_val_every_n_epoch=1", "callbacks.pictures.num_images=0", f"hydra.run.dir={out}",
             *extra]
 
 
@@ -599,7 +605,7 @@ NAN_CHILD = textwrap.dedent("""
     from torch import nn
     from rsn_lightning.data.datamodule import PoseDataModule
     from rsn_lightning.models.rsn import RSN
-    from rsn_lightning.training.module import RSNLitModule
+    from module_settings import lit_module
 
     root, out, policy = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
@@ -614,7 +620,7 @@ NAN_CHILD = textwrap.dedent("""
 
     pl.seed_everything(0)
     net = NaNAtStep3(blocks=(1, 1, 1, 1), width_mult=0.25, stem_channels=16, decoder_channels=32)
-    module = RSNLitModule(net=net, optimizer={"lr": 1e-3, "scale_lr": False}, test={"num_vis_images": 0},
+    module = lit_module(net, optimizer={"lr": 1e-3, "scale_lr": False},
                           output_dir=str(out), nonfinite_loss=policy)
     dm = PoseDataModule(kind="coco", root=str(root), layout="synthetic", val_boxes="gt", input_size=[96, 128],
                         batch_size=4, num_workers=0, persistent_workers=False, pin_memory=False)
@@ -637,7 +643,7 @@ def test_nonfinite_loss_policy(policy, synthetic_root, tmp_path, record_outcome)
     def run():
         proc = subprocess.run([sys.executable, str(script), str(synthetic_root), str(tmp_path / "out"), policy],
                               capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              env=CHILD_ENV)
         text = proc.stdout + proc.stderr
         if policy == "skip":
             ok = proc.returncode == 0 and "skipped=1 finite=True" in proc.stdout
@@ -660,7 +666,7 @@ WORKER_CHILD = textwrap.dedent("""
     from rsn_lightning.config_checks import exit_on_bad_input
     from rsn_lightning.data.datamodule import PoseDataModule
     from rsn_lightning.models.rsn import RSN
-    from rsn_lightning.training.module import RSNLitModule
+    from module_settings import lit_module
 
     dm = PoseDataModule(kind="coco", root=sys.argv[1], layout="synthetic", val_boxes="gt", input_size=[96, 128],
                         batch_size=2, num_workers=1, persistent_workers=False, pin_memory=False)
@@ -676,7 +682,7 @@ WORKER_CHILD = textwrap.dedent("""
 
     dm.train_dataset.transform = dies_on_the_third_sample
     net = RSN(blocks=(1, 1, 1, 1), width_mult=0.25, stem_channels=16, decoder_channels=32)
-    module = RSNLitModule(net=net, optimizer={"lr": 1e-3, "scale_lr": False}, test={"num_vis_images": 0})
+    module = lit_module(net, optimizer={"lr": 1e-3, "scale_lr": False})
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, default_root_dir=sys.argv[2])
@@ -691,7 +697,7 @@ def test_dataloader_worker_death_ends_the_run_loudly(synthetic_root, tmp_path, r
 
     def run():
         proc = subprocess.run([sys.executable, str(script), str(synthetic_root), str(tmp_path)],
-                              capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              capture_output=True, text=True, timeout=300, env=CHILD_ENV)
         if "FINISHED" in proc.stdout:
             return WRONG, proc.stdout[-2000:]
         return cli_error(proc, "data loader worker", "SIGKILL")

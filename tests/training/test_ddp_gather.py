@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed
+from module_settings import lit_module
 from test_module import make_datamodule, make_trainer, tiny_net
-
-from rsn_lightning.training.module import RSNLitModule
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="needs torch.distributed with the gloo backend")
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torc
 def build(root, out, weights):
     net = tiny_net()
     net.load_state_dict(torch.load(weights, weights_only=True))
-    module = RSNLitModule(net=net, test={"num_vis_images": 0, "flip": False}, output_dir=str(out))
+    module = lit_module(net, test={"flip": False}, output_dir=str(out))
     return module, make_datamodule(root, batch_size=4)
 
 
@@ -39,12 +38,14 @@ CHILD = textwrap.dedent(f"""
     from test_module import make_trainer
 
     root, out, weights = map(Path, sys.argv[1:4])
+    # not seeded on purpose: each process's torch seed differs, and the ranks must still draw one training
+    # order for the DistributedSampler to split (the DataModule broadcasts rank 0's seed)
     module, dm = build(root, out, weights)
     counts = []
 
     class CountLocal(__import__("pytorch_lightning").Callback):
         def on_validation_epoch_end(self, trainer, pl_module):
-            counts.append(int(sum(len(o["index"]) for o in pl_module._val_outputs)))
+            counts.append(int(sum(len(i) for i in pl_module.predictions.index)))
 
     trainer = make_trainer(out, accelerator="cpu", devices=2, strategy="ddp", callbacks=[CountLocal()])
     trainer.validate(module, datamodule=dm)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from module_settings import lit_module
 from test_module import make_datamodule, make_trainer, tiny_net
 
 from rsn_lightning import load_model
 from rsn_lightning.models.checkpoint import load_checkpoint_dict
-from rsn_lightning.training.module import RSNLitModule
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
@@ -30,9 +30,8 @@ STEPS = 8  # one epoch of 8 batches
 def build(root, out):
     """The same module, data and trainer in the killed process and in the resumed one."""
     pl.seed_everything(7, workers=True)
-    module = RSNLitModule(net=tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
-                          scheduler={"name": "linear", "warmup_steps": 2}, test={"num_vis_images": 0},
-                          output_dir=str(out))
+    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+                        scheduler={"name": "linear", "warmup_steps": 2}, output_dir=str(out))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(out / "checkpoints"), save_top_k=0, save_last=True,
                                         every_n_train_steps=EVERY)
     trainer = make_trainer(out, max_epochs=1, limit_train_batches=STEPS, limit_val_batches=0, callbacks=[ckpt])

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from module_settings import lit_module
 
 from rsn_lightning import load_model
 from rsn_lightning.data.datamodule import PoseDataModule
 from rsn_lightning.models.rsn import RSN
+from rsn_lightning.training.callbacks import ValidationPictures
 from rsn_lightning.training.module import RSNLitModule
 
 INPUT_SIZE = (64, 96)  # W, H: small enough for CPU tests, divisible by 32
@@ -43,7 +45,7 @@ def test_one_training_step_lowers_the_loss(synthetic_root, tmp_path):
     dm = make_datamodule(synthetic_root)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    module = RSNLitModule(net=tiny_net(), optimizer={"scale_lr": False, "lr": 1e-3},
+    module = lit_module(tiny_net(), optimizer={"scale_lr": False, "lr": 1e-3},
                           scheduler={"name": "constant", "warmup_steps": 0})
     vis = RSNLitModule._visibility(batch)
     assert batch["heatmaps"].shape[1:] == (5, 17, INPUT_SIZE[1] // 4, INPUT_SIZE[0] // 4)
@@ -71,10 +73,10 @@ def overfit_run(synthetic_root, tmp_path_factory):
     dm = make_datamodule(synthetic_root, batch_size=8,
                          augment={"scale_low": 0.0, "scale_high": 0.0, "prob_rotation": 0.0, "prob_flip": 0.0,
                                   "prob_half_body": 0.0, "random_ext": False})
-    module = RSNLitModule(net=tiny_net(), optimizer={"lr": 2e-3, "scale_lr": False},
-                          scheduler={"name": "constant", "warmup_steps": 0},
-                          test={"flip": False, "num_vis_images": 4}, output_dir=str(tmp))
-    trainer = make_trainer(tmp, max_epochs=150, overfit_batches=1, check_val_every_n_epoch=150)
+    module = lit_module(tiny_net(), optimizer={"lr": 2e-3, "scale_lr": False},
+                        scheduler={"name": "constant", "warmup_steps": 0}, test={"flip": False}, output_dir=str(tmp))
+    trainer = make_trainer(tmp, max_epochs=150, overfit_batches=1, check_val_every_n_epoch=150,
+                           callbacks=[ValidationPictures(num_images=4)])
     trainer.fit(module, datamodule=dm)
     return module, trainer, tmp, dm
 
@@ -148,9 +150,8 @@ class StopAfterFirstEpoch(pl.Callback):
 def _fit(root, tmp, max_epochs, ckpt_path=None, interrupt=False):
     pl.seed_everything(123, workers=True)
     dm = make_datamodule(root, batch_size=4)
-    module = RSNLitModule(net=tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
-                          scheduler={"name": "linear", "warmup_steps": 2}, test={"num_vis_images": 0},
-                          output_dir=str(tmp))
+    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+                        scheduler={"name": "linear", "warmup_steps": 2}, output_dir=str(tmp))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(tmp / "checkpoints"), save_last=True,
                                         monitor="val/AP", mode="max")
     trainer = make_trainer(tmp, max_epochs=max_epochs, limit_train_batches=3, limit_val_batches=2,
@@ -179,7 +180,7 @@ def test_validation_loss_and_flip_test_come_from_two_passes():
     from rsn_lightning.keypoints import COCO_KEYPOINTS
 
     torch.manual_seed(0)
-    module = RSNLitModule(tiny_net(), test={"flip": True})
+    module = lit_module(tiny_net(), test={"flip": True})
     module.setup("validate")
     module.eval()
     gen = torch.Generator().manual_seed(0)
@@ -198,3 +199,12 @@ def test_validation_loss_and_flip_test_come_from_two_passes():
         ref_loss, _ = module.criterion(module.net.forward_all(x), targets, visible)
     torch.testing.assert_close(heatmaps, ref_heatmaps, rtol=0, atol=0)
     torch.testing.assert_close(loss, ref_loss, rtol=0, atol=0)
+
+
+def test_settings_come_whole_from_the_yaml():
+    """No defaults in the module: a missing or unknown key of a settings group is named."""
+    with pytest.raises(ValueError, match=r"model.optimizer: unknown keys \['lrr'\]; expected \['betas', 'lr'"):
+        lit_module(tiny_net(), optimizer={"lrr": 1e-3})
+    with pytest.raises(ValueError, match=r"model.optimizer: missing keys \['betas', 'lr', 'name', 'reference_batch'"):
+        RSNLitModule(tiny_net(), optimizer=None, scheduler=None, loss=None, test=None, output_dir=None,
+                     compile=False, channels_last=True, nonfinite_loss="stop")

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from rsn_lightning.training.schedule import build_scheduler, lr_multiplier, scaled_lr
+from rsn_lightning.training.schedule import (
+    build_optimizer,
+    build_recipe_scheduler,
+    build_scheduler,
+    lr_multiplier,
+    scaled_lr,
+)
 
 
 def _lrs(name, steps, **kw):
@@ -42,3 +48,23 @@ def test_linear_scaling_rule():
 def test_unknown_schedule_is_an_error():
     with pytest.raises(ValueError, match="unknown lr schedule 'step'"):
         lr_multiplier(0, "step", 10)
+
+
+def test_recipe_settings_become_an_optimizer_and_a_per_step_schedule():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    # the authors' rule: 5e-4 per 32 images, 8 GPUs x 32 images -> 4e-3
+    opt = build_optimizer(params, 256, name="adam", lr=5e-4, weight_decay=1e-5, betas=[0.9, 0.999], scale_lr=True,
+                          reference_batch=32)
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == pytest.approx(4e-3)
+    # 10 steps per epoch: half an epoch of warm-up (5 steps), x0.1 at epochs 3 and 6 (steps 30 and 60)
+    sched = build_recipe_scheduler(opt, 100, 10, name="multistep", warmup_steps=2400, warmup_epochs=0.5,
+                                   warmup_factor=0.1, milestones=[], milestone_epochs=[3, 6], gamma=0.1)
+    rates = []
+    for _ in range(61):
+        rates.append(opt.param_groups[0]["lr"] / 4e-3)
+        opt.step()
+        sched.step()
+    assert [rates[i] for i in (0, 5, 29, 30, 59, 60)] == pytest.approx([0.1, 1.0, 1.0, 0.1, 0.1, 0.01])
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        build_optimizer(params, 32, name="sgd", lr=1e-3, weight_decay=0, betas=[0.9, 0.999], scale_lr=False,
+                        reference_batch=32)

@@ -93,7 +93,6 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
 
     from rsn_lightning import load_model
     from rsn_lightning.models.fuse import inference_network
-    from rsn_lightning.training.module import RSNLitModule
 
     validate_config(cfg, "eval")
     start_run(cfg)
@@ -112,11 +111,12 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
             f"{cfg.ckpt_path} predicts {num_out} keypoints but the dataset '{spec.name}' has "
             f"{spec.num_keypoints}: pick the matching data config"
         )
-    # the network every inference path runs (BN folded, channels-last), so rsn-predict gives the same numbers
-    module = RSNLitModule(net=inference_network(net), codec=codec, test=settings.module_test,
-                          output_dir=cfg.paths.output_dir)
+    # the checkpoint's network as every inference path runs it (BN folded, channels-last: rsn-predict gives
+    # the same numbers), its codec and test settings, the training settings of conf/model
+    module = instantiate(cfg.model, net=inference_network(net), codec=codec, test=settings.module_test)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=[record.callback] if record else [])
+    callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
+    trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     trainer.validate(module, datamodule=datamodule)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     out = Path(cfg.paths.output_dir)

@@ -60,16 +60,16 @@ def _metric_names(monitor: str) -> list[str]:
 
 class TrainingRecord(pl.Callback):
     """Collects, on rank zero: the network's size and multiply-adds (at ``setup``), every validation during
-    training (the best by ``monitor``), and the training throughput: training images over the time of the
-    training epochs, data loading included, validation excluded."""
+    training (the best by ``monitor``), and the training throughput as Lightning's ThroughputMonitor
+    (conf/callbacks/throughput.yaml) last logged it: images of all devices over the training time, data
+    loading included, validation excluded (None without that callback, without a logger, or when no step
+    was logged: fewer steps than ``trainer.log_every_n_steps``)."""
 
     def __init__(self, monitor: str, input_size) -> None:
         self.monitor, self.input_size = monitor, tuple(int(v) for v in input_size)
         self.model: dict = {}
         self.best: dict | None = None
-        self.images, self.seconds = 0, 0.0
-        self._epoch_start = self._val_start = None
-        self._val_seconds = 0.0
+        self.throughput: float | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         net = getattr(pl_module, "net", None)
@@ -83,18 +83,7 @@ class TrainingRecord(pl.Callback):
                       "prm": arch.get("prm", arch.get("use_prm")), "params_m": round(size["mparams"], 4),
                       "gflops": round(size["gmacs"], 4)}
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._epoch_start, self._val_seconds = time.monotonic(), 0.0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += int(batch["image"].shape[0]) * trainer.world_size
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self._val_start = time.monotonic()
-
     def on_validation_end(self, trainer, pl_module) -> None:
-        if self._val_start is not None:
-            self._val_seconds += time.monotonic() - self._val_start
         if trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking:
             return
         metrics = {k: _finite(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -102,18 +91,16 @@ class TrainingRecord(pl.Callback):
         if score is not None and (self.best is None or score > self.best[self.monitor]):
             self.best = {**metrics, "epoch": trainer.current_epoch}
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if self._epoch_start is not None:
-            self.seconds += time.monotonic() - self._epoch_start - self._val_seconds
-            self._epoch_start = None
+    def on_train_end(self, trainer, pl_module) -> None:
+        # ThroughputMonitor's running totals of one device (rank zero)
+        samples, seconds = trainer.logged_metrics.get("train/samples"), trainer.logged_metrics.get("train/time")
+        if samples and seconds:
+            self.throughput = round(float(samples) * trainer.world_size / float(seconds), 3)
 
     def best_summary(self) -> dict:
         names = _metric_names(self.monitor)
         best = self.best or {}
         return {**{m: best.get(f"val/{m}") for m in names}, "epoch": best.get("epoch")}
-
-    def images_per_s(self) -> float | None:
-        return round(self.images / self.seconds, 3) if self.images and self.seconds > 0 else None
 
 
 class JobRecord:
@@ -157,7 +144,7 @@ class JobRecord:
         self.result["best"] = self.callback.best_summary()
         for name in _metric_names(self.monitor):
             self.result["final"].setdefault(name, None)
-        self.result["images_per_s"] = self.callback.images_per_s()
+        self.result["images_per_s"] = self.callback.throughput
         self.result["wall_time_s"] = round(time.monotonic() - self.started, 2)
         if rank_zero_only.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)

@@ -251,7 +251,9 @@ def _row_from_wandb(name: str, config: dict, summary: dict) -> dict:
     for metric in ("AP", "AR", "PCKh"):
         row[f"final_{metric}"] = summary.get(f"val/{metric}")
     row["gflops"] = summary.get("model/gflops", config.get("gflops"))
-    row["images_per_s"] = summary.get("train/images_per_s", summary.get("train/images_per_sec"))
+    # the job's mean (JobRecord's summary), else ThroughputMonitor's last rate: all devices, else one
+    row["images_per_s"] = next((summary[k] for k in ("images_per_s", "train/samples_per_sec",
+                                                     "train/device/samples_per_sec") if k in summary), None)
     return _normalise_row(row)
 
 

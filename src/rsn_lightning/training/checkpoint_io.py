@@ -1,4 +1,6 @@
-"""Checkpoint writes that are atomic on the target filesystem, and whose failures are errors.
+"""What a training checkpoint carries besides Lightning's own entries (``checkpoint_metadata``, the
+global RNG states), and checkpoint writes that are atomic on the target filesystem, whose failures are
+errors.
 
 Lightning's own save (``lightning_fabric.utilities.cloud_io._atomic_save``) writes through an fsspec
 transaction whose temp file lives in ``TMPDIR``; when ``TMPDIR`` is on another filesystem the final
@@ -13,10 +15,12 @@ Lightning's writer.
 from __future__ import annotations
 
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
@@ -62,3 +66,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not _is_local(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         atomic_torch_save(checkpoint, path)
+
+
+def checkpoint_metadata(net, normalization, keypoints: str, codec, test: dict) -> dict:
+    """The entries that let ``models.checkpoint.load_model`` rebuild the bare network without Lightning or
+    Hydra, and rsn-predict / rsn-eval / rsn-export run it as it was validated: ``arch``, ``normalization``,
+    ``keypoints``, ``codec`` (``HeatmapCodec.to_dict()``, the input size included) and ``test`` (the
+    test-time settings, ``models.checkpoint.TEST_SETTINGS``)."""
+    return {"arch": net.arch_config() if hasattr(net, "arch_config") else None,
+            "normalization": normalization.to_dict(), "keypoints": keypoints, "codec": codec.to_dict(), "test": test}
+
+
+def rng_states() -> dict:
+    """The global RNG states (torch, NumPy's legacy global, Python's) as plain values (weights_only loads)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the legacy global state
+    return {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+            "python": random.getstate()}
+
+
+def set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))

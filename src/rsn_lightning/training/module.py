@@ -1,42 +1,37 @@
 """The RSN LightningModule: thin glue between the network, the loss, the optimiser and the evaluation.
 
-Everything with a number in it lives in a pure module (``loss``, ``schedule``, ``evaluation``); this
-class only wires them to Lightning: steps, logging, DDP gathering, checkpoint metadata.
+Everything with a number in it lives elsewhere: the loss (``loss``), the optimiser and schedule
+(``schedule``), the scoring (``evaluation.validation``), the checkpoint's metadata (``checkpoint_io``);
+pictures, throughput and lr are callbacks (conf/callbacks). Every setting comes from the YAML
+(conf/model/rsn18.yaml): this class has no defaults of its own.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.config_checks import UserFacingError
-from rsn_lightning.geometry import apply_affine, crop_affine
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 from rsn_lightning.models.checkpoint import TEST_SETTINGS, authors_test_settings
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.training.checkpoint_io import checkpoint_metadata, rng_states, set_rng_states
 from rsn_lightning.training.loss import RSNLoss
-from rsn_lightning.training.schedule import build_scheduler, scaled_lr
+from rsn_lightning.training.metrics import ValidationPredictions
+from rsn_lightning.training.schedule import build_optimizer, build_recipe_scheduler
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPTIMIZER = {"name": "adam", "lr": 5e-4, "weight_decay": 1e-5, "betas": (0.9, 0.999),
-                     "scale_lr": True, "reference_batch": 32}
-DEFAULT_SCHEDULER = {"name": "linear", "warmup_steps": 2400, "warmup_epochs": None, "warmup_factor": 0.1,
-                     "milestones": (), "milestone_epochs": (), "gamma": 0.1}
-DEFAULT_LOSS = {"ohkm": True, "topk": 8, "coarse_to_fine": True, "unit_weights": (0.25, 0.25, 0.25, 1.0),
-                "stage_weights": None}
-DEFAULT_TEST = {"flip": True, "flip_shift": False, "rescore": "authors", "score_threshold": 0.2, "oks_nms": None,
-                "nms_threshold": None, "num_vis_images": 8}
-
-
+# model.test: the test-time settings of validation (a checkpoint records them: models.checkpoint.TEST_SETTINGS)
+TEST_KEYS = ("flip", "flip_shift", "rescore", "score_threshold", "oks_nms", "nms_threshold")
 NONFINITE_LOSS = ("stop", "skip")
 
 
@@ -44,33 +39,28 @@ class NonFiniteLossError(UserFacingError, FloatingPointError):
     """Training stopped on a NaN/Inf loss (``nonfinite_loss="stop"``)."""
 
 
-def _plain(value: Any) -> Any:
-    """Hydra DictConfig/ListConfig -> plain Python, so hyper-parameters load with weights_only=True."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _merged(defaults: dict, given: dict | None) -> dict:
-    given = _plain(given) or {}
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown keys {sorted(unknown)}; expected some of {sorted(defaults)}")
-    return {**{k: _plain(v) for k, v in defaults.items()}, **given}
+def _settings(group: str, given: Any, takes) -> dict:
+    """``model.<group>`` as plain Python (so hyper-parameters load with weights_only=True) with exactly
+    the settings ``takes`` (a tuple, or a callable's keyword-only or else all parameters)."""
+    if callable(takes):
+        params = inspect.signature(takes).parameters.values()
+        takes = [p.name for p in params if p.kind is p.KEYWORD_ONLY] or [p.name for p in params]
+    given = OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else dict(given or {})
+    wrong = [f"{label} keys {sorted(keys)}" for label, keys in
+             (("unknown", set(given) - set(takes)), ("missing", set(takes) - set(given))) if keys]
+    if wrong:
+        raise ValueError(f"model.{group}: {', '.join(wrong)}; expected {sorted(takes)} "
+                         "(conf/model/rsn18.yaml sets each)")
+    return given
 
 
 class RSNLitModule(pl.LightningModule):
-    def __init__(self, net: nn.Module, codec: HeatmapCodec | None = None, optimizer: dict | None = None,
-                 scheduler: dict | None = None, loss: dict | None = None, test: dict | None = None,
-                 output_dir: str | None = None, compile: bool = False, channels_last: bool = True,
-                 nonfinite_loss: str = "stop"):
+    # no FLOP count for Lightning's ThroughputMonitor: it logs images/s and batches/s
+    flops_per_batch = None
+
+    def __init__(self, net: nn.Module, optimizer: dict, scheduler: dict, loss: dict, test: dict,
+                 output_dir: str | None, compile: bool, channels_last: bool, nonfinite_loss: str,
+                 codec: HeatmapCodec | None = None):
         super().__init__()
         if nonfinite_loss not in NONFINITE_LOSS:
             raise ValueError(f"nonfinite_loss must be one of {NONFINITE_LOSS}, got {nonfinite_loss!r}")
@@ -81,10 +71,10 @@ class RSNLitModule(pl.LightningModule):
         self.net = net
         # the run's one codec (rsn-train gives the DataModule the same object); None: the DataModule's
         self._codec = codec
-        self.optimizer_cfg = _merged(DEFAULT_OPTIMIZER, optimizer)
-        self.scheduler_cfg = _merged(DEFAULT_SCHEDULER, scheduler)
-        self.loss_cfg = _merged(DEFAULT_LOSS, loss)
-        self.test_cfg = _merged(DEFAULT_TEST, test)
+        self.optimizer_cfg = _settings("optimizer", optimizer, build_optimizer)
+        self.scheduler_cfg = _settings("scheduler", scheduler, build_recipe_scheduler)
+        self.loss_cfg = _settings("loss", loss, RSNLoss)
+        self.test_cfg = _settings("test", test, TEST_KEYS)
         self.output_dir = output_dir
         self.save_hyperparameters(
             {"optimizer": self.optimizer_cfg, "scheduler": self.scheduler_cfg, "loss": self.loss_cfg,
@@ -94,9 +84,7 @@ class RSNLitModule(pl.LightningModule):
         self.criterion = RSNLoss(**self.loss_cfg)
         self.compile = compile
         self.channels_last = channels_last
-        self._val_outputs: list[dict[str, np.ndarray]] = []
-        self._vis: dict[str, np.ndarray] | None = None
-        self._step_start: float | None = None
+        self.predictions = ValidationPredictions()
         self.last_val_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ set-up
@@ -127,16 +115,11 @@ class RSNLitModule(pl.LightningModule):
 
     @property
     def keypoint_spec(self) -> KeypointSpec:
-        dm = self._datamodule
-        return getattr(dm, "keypoint_spec", None) or COCO_KEYPOINTS
+        return getattr(self._datamodule, "keypoint_spec", None) or COCO_KEYPOINTS
 
     @property
     def normalization(self) -> InputNormalization:
-        dm = self._datamodule
-        norm = getattr(dm, "normalization", None)
-        if isinstance(norm, InputNormalization):
-            return norm
-        return InputNormalization.from_dict(norm) if isinstance(norm, dict) else InputNormalization()
+        return getattr(self._datamodule, "normalization", None) or InputNormalization()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -182,23 +165,7 @@ class RSNLitModule(pl.LightningModule):
             f"the training loss is NaN/Inf at {where}; {saved}. Lower model.optimizer.lr, check the data, "
             "or set model.nonfinite_loss=skip to leave such steps out")
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._step_start = time.perf_counter()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._step_start is None:
-            return
-        elapsed = time.perf_counter() - self._step_start
-        images = batch["image"].shape[0] * self.trainer.world_size
-        self.log("train/images_per_sec", images / max(elapsed, 1e-9), batch_size=batch["image"].shape[0])
-        opt = self.optimizers(use_pl_optimizer=False)
-        self.log("train/lr", opt.param_groups[0]["lr"], batch_size=batch["image"].shape[0])
-
     # ------------------------------------------------------------------ validation
-    def on_validation_epoch_start(self) -> None:
-        self._val_outputs = []
-        self._vis = None
-
     def test_outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
         """(final heatmaps with the configured flip test, every unit's heatmaps of the plain input).
 
@@ -216,178 +183,72 @@ class RSNLitModule(pl.LightningModule):
             heatmaps = (heatmaps + flipped) * 0.5
         return heatmaps, outputs
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def on_validation_epoch_start(self) -> None:
+        self.predictions.reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        """Decodes the batch into ``self.predictions``; returns the keypoints (image px) and their scores
+        for the callbacks (the validation pictures)."""
         images = batch["image"]
         heatmaps, outputs = self.test_outputs(images)
         if "heatmaps" in batch and batch["heatmaps"].numel() > 0:
             total, _ = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
             self.log("val/loss", total, batch_size=images.shape[0], sync_dist=True)
-        size = (images.shape[-1], images.shape[-2])
-        center = batch["center"].cpu().numpy()
-        scale = batch["scale"].cpu().numpy()
+        center, scale = batch["center"].cpu().numpy(), batch["scale"].cpu().numpy()
         coords, scores = self.codec.decode(heatmaps.float().cpu().numpy(), center, scale)
-        self._val_outputs.append({
-            "coords": coords.astype(np.float32),
-            "scores": scores.astype(np.float32),
-            "box_score": batch["box_score"].float().cpu().numpy().reshape(-1),
-            "image_id": batch["image_id"].cpu().numpy().reshape(-1),
-            "area": batch["area"].float().cpu().numpy().reshape(-1),
-            "index": batch["index"].cpu().numpy().reshape(-1),
-            "center": center, "scale": scale,
-        })
-        if self._vis is None and self.test_cfg["num_vis_images"] > 0:
-            n = min(int(self.test_cfg["num_vis_images"]), images.shape[0])
-            crops = [self.normalization.denormalize(img) for img in images[:n].float().cpu().numpy()]
-            in_crop = np.stack([apply_affine(coords[i], crop_affine(center[i], scale[i], 0, size))
-                                for i in range(n)])
-            self._vis = {"crops": np.stack(crops), "keypoints": in_crop, "scores": scores[:n]}
-
-    def _gather_predictions(self) -> dict[str, np.ndarray]:
-        local = {k: np.concatenate([o[k] for o in self._val_outputs]) for k in self._val_outputs[0]} \
-            if self._val_outputs else {}
-        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered: list = [None] * self.trainer.world_size
-            torch.distributed.all_gather_object(gathered, local)
-            parts = [g for g in gathered if g]
-            local = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-        if local:
-            # DistributedSampler pads the last batch with repeats: count each instance once
-            _, first = np.unique(local["index"], return_index=True)
-            local = {k: v[np.sort(first)] for k, v in local.items()}
-        return local
-
-    def _results_path(self, tag: str) -> Path:
-        base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
-        return base / "results" / f"{tag}_epoch{self.current_epoch:03d}.json"
+        self.predictions.update(coords=coords, scores=scores, box_score=batch["box_score"].reshape(-1),
+                                image_id=batch["image_id"].reshape(-1), index=batch["index"].reshape(-1),
+                                center=center, scale=scale)
+        return {"coords": coords, "scores": scores}
 
     def on_validation_epoch_end(self) -> None:
-        self._evaluate_epoch("val")
+        from rsn_lightning.evaluation.validation import coco_validation, mpii_validation
 
-    def on_test_epoch_start(self) -> None:
-        self.on_validation_epoch_start()
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self.validation_step(batch, batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        self._evaluate_epoch("test")
-
-    def _evaluate_epoch(self, tag: str) -> None:
-        preds = self._gather_predictions()
-        if not preds or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
             return
-        dm = self._datamodule
-        kind = getattr(dm, "dataset_kind", "coco")
-        if kind == "mpii":
-            stats = self._evaluate_mpii(dm, preds)
-        else:
-            stats = self._evaluate_coco(dm, preds, tag)
-        self.last_val_stats = stats
-        self.log_dict({f"{tag}/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
-        if self.trainer.is_global_zero:
-            self._log_pictures(tag)
-
-    def _evaluate_coco(self, dm, preds: dict, tag: str) -> dict[str, float]:
-        from rsn_lightning.evaluation.coco_eval import CocoKeypointEvaluator
-
-        spec = self.keypoint_spec
-        evaluator = CocoKeypointEvaluator(dm.val_ann_file, sigmas=spec.sigmas,
-                                          rescore=self.test_cfg["rescore"],
-                                          score_threshold=self.test_cfg["score_threshold"],
-                                          oks_nms=self.test_cfg["oks_nms"],
-                                          nms_threshold=self.test_cfg["nms_threshold"])
-        path = self._results_path(tag) if self.trainer.is_global_zero else None
-        stats = evaluator.evaluate_arrays(
-            preds["coords"], preds["scores"], preds["box_score"], preds["image_id"],
-            results_path=path, sample_index=preds["index"], areas=np.prod(preds["scale"], axis=1),
-        )
-        if path is not None:
-            log.info("%s: COCO keypoint AP %.4f (results in %s)", tag, stats["AP"], path)
-        flat = {k: v for k, v in stats.items() if np.isscalar(v)}
-        for name, figures in (stats.get("per_keypoint") or {}).items():
-            if name == "count":
-                continue
-            if isinstance(figures, dict):
-                flat.update({f"per_keypoint/{name}/{k}": v for k, v in figures.items() if np.isscalar(v)})
-            elif np.isscalar(figures):
-                flat[f"per_keypoint/{name}"] = figures
-        return flat
-
-    def _evaluate_mpii(self, dm, preds: dict) -> dict[str, float]:
-        from rsn_lightning.evaluation.pckh import pckh_table
-
-        gt = dm.val_dataset.pckh_ground_truth(preds["index"])
-        table = pckh_table(preds["coords"], gt["joints"], gt["visible"], gt["head_size"])
-        # the headline numbers under the names the configs monitor (percent, as the MPII tables)
-        table["PCKh"] = table.pop("Mean")
-        if "Mean@0.1" in table:
-            table["PCKh@0.1"] = table.pop("Mean@0.1")
-        return table
-
-    def _log_pictures(self, tag: str) -> None:
-        if self._vis is None:
+        preds = self.predictions.compute()  # every rank's, each sample once
+        if not preds:
             return
-        from rsn_lightning.inference.visualize import draw_pose
-
-        tiles = [draw_pose(c, k[None], s[None], self.keypoint_spec)
-                 for c, k, s in zip(self._vis["crops"], self._vis["keypoints"], self._vis["scores"])]
-        grid = np.concatenate(tiles, axis=1)
         base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
-        out = base / "pictures" / f"{tag}_epoch{self.current_epoch:03d}.png"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        import cv2
-
-        cv2.imwrite(str(out), grid)
-        for logger in self.loggers:
-            if hasattr(logger, "log_image"):  # wandb
-                logger.log_image(key=f"{tag}/predictions", images=[grid[..., ::-1]], step=self.global_step)
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # tensorboard
-                logger.experiment.add_image(f"{tag}/predictions", grid[..., ::-1], self.global_step,
-                                            dataformats="HWC")
+        path = base / "results" / f"val_epoch{self.current_epoch:03d}.json" if self.trainer.is_global_zero else None
+        dm, test = self._datamodule, self.test_cfg
+        if getattr(dm, "dataset_kind", "coco") == "mpii":
+            names = [dm.val_dataset.records[i]["image_name"] for i in preds["index"]]
+            stats = mpii_validation(preds, dm.val_dataset.pckh_ground_truth(preds["index"]), names,
+                                    test["rescore"], test["score_threshold"], results_path=path)
+        else:
+            stats = coco_validation(preds, dm.val_ann_file, self.keypoint_spec.sigmas, test["rescore"],
+                                    test["score_threshold"], test["oks_nms"], test["nms_threshold"],
+                                    results_path=path)
+        if path is not None:
+            log.info("validation: %s (predictions in %s)",
+                     ", ".join(f"{k} {stats[k]:.4f}" for k in ("AP", "PCKh") if k in stats), path)
+        self.last_val_stats = stats
+        self.log_dict({f"val/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
 
     # ------------------------------------------------------------------ optimisation
-    def total_batch_size(self) -> int:
-        dm = self._datamodule
-        per_device = int(getattr(dm, "batch_size", 32)) if dm is not None else 32
-        trainer = self.trainer
-        return per_device * trainer.world_size * int(trainer.accumulate_grad_batches)
-
     def configure_optimizers(self):
-        cfg = self.optimizer_cfg
-        lr = float(cfg["lr"])
-        if cfg["scale_lr"]:
-            lr = scaled_lr(lr, self.total_batch_size(), int(cfg["reference_batch"]))
-        if cfg["name"] == "adam":
-            opt = torch.optim.Adam(self.parameters(), lr=lr, betas=tuple(cfg["betas"]),
-                                   weight_decay=float(cfg["weight_decay"]))
-        elif cfg["name"] == "adamw":
-            opt = torch.optim.AdamW(self.parameters(), lr=lr, betas=tuple(cfg["betas"]),
-                                    weight_decay=float(cfg["weight_decay"]))
-        else:
-            raise ValueError(f"unknown optimizer '{cfg['name']}': expected adam or adamw")
-        sched = self.scheduler_cfg
-        total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = max(1, total // max(1, int(self.trainer.max_epochs or 1)))
-        warmup = sched["warmup_steps"]
-        if sched["warmup_epochs"] is not None:
-            warmup = int(round(float(sched["warmup_epochs"]) * steps_per_epoch))
-        milestones = list(sched["milestones"]) or [int(e * steps_per_epoch) for e in sched["milestone_epochs"]]
-        scheduler = build_scheduler(opt, sched["name"], total, int(min(warmup, total)), sched["warmup_factor"],
-                                    milestones, sched["gamma"])
-        log.info("optimizer %s lr %.3g (base %.3g x total batch %d / %d), %d steps, %d warm-up",
-                 cfg["name"], lr, cfg["lr"], self.total_batch_size(), cfg["reference_batch"], total, warmup)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        trainer = self.trainer
+        per_device = int(getattr(self._datamodule, "batch_size", 32))
+        total_batch = per_device * trainer.world_size * int(trainer.accumulate_grad_batches)
+        optimizer = build_optimizer(self.parameters(), total_batch, **self.optimizer_cfg)
+        total = int(trainer.estimated_stepping_batches)
+        steps_per_epoch = max(1, total // max(1, int(trainer.max_epochs or 1)))
+        scheduler = build_recipe_scheduler(optimizer, total, steps_per_epoch, **self.scheduler_cfg)
+        log.info("optimizer %s lr %.3g (model.optimizer.lr %.3g, total batch %d), %d steps",
+                 self.optimizer_cfg["name"], optimizer.param_groups[0]["lr"], self.optimizer_cfg["lr"],
+                 total_batch, total)
+        # "name": the key LearningRateMonitor logs the rate under
+        schedule = {"scheduler": scheduler, "interval": "step", "name": "train/lr"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # what load_model needs to rebuild the bare network without this class or Hydra
-        checkpoint["arch"] = self._arch()
-        checkpoint["normalization"] = self.normalization.to_dict()
-        checkpoint["keypoints"] = self.keypoint_spec.name
-        # its codec and test-time settings: rsn-predict, rsn-eval and rsn-export crop and decode the same way
-        checkpoint["codec"] = self.codec.to_dict()
-        checkpoint["test"] = self.test_settings()
-        checkpoint["rng_states"] = _rng_states()
+        # what load_model needs to rebuild the bare network without this class or Hydra, and the codec and
+        # test-time settings, so rsn-predict, rsn-eval and rsn-export crop and decode as validation did
+        checkpoint.update(checkpoint_metadata(self.net, self.normalization, self.keypoint_spec.name,
+                                              self.codec, self.test_settings()))
+        checkpoint["rng_states"] = rng_states()
         # layout-free weights: a channels-last network's 4-D tensors are saved in the default layout
         state = checkpoint.get("state_dict")
         if state is not None:
@@ -400,29 +261,11 @@ class RSNLitModule(pl.LightningModule):
         augment = getattr(self._datamodule, "augment", None)
         box = ([float(augment.test_x_ext), float(augment.test_y_ext)] if augment is not None
                else authors_test_settings(self.keypoint_spec.name)["box_extension"])
-        return {k: box if k == "box_extension" else _plain(self.test_cfg[k]) for k in TEST_SETTINGS}
+        return {k: box if k == "box_extension" else self.test_cfg[k] for k in TEST_SETTINGS}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        # a resumed run draws the same shuffles and augmentations as the run that was never stopped
+        # a resumed run draws the same shuffles and augmentations as the run that was never stopped:
         # the data's own RNGs are restored by the DataModule; these are the global ones that user code
         # and third-party augmentations draw from
         if "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
-
-
-def _rng_states() -> dict:
-    import random
-
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the legacy global state
-    return {"torch": torch.get_rng_state(), "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
-            "python": random.getstate()}
-
-
-def _set_rng_states(states: dict) -> None:
-    import random
-
-    torch.set_rng_state(states["torch"])
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
+            set_rng_states(checkpoint["rng_states"])

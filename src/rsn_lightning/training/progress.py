@@ -21,6 +21,8 @@ from pytorch_lightning.callbacks import RichProgressBar
 from pytorch_lightning.callbacks.progress.progress_bar import ProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 
+from rsn_lightning.training.callbacks import batch_size
+
 # the validation figures worth a line; the rest (per keypoint, per stage) go to the loggers
 HEADLINE_METRICS = ("val/AP", "val/AR", "val/PCKh", "val/loss")
 
@@ -74,7 +76,7 @@ class PlainProgress(ProgressBar):
         self._interval_images = 0
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self._interval_images += _batch_size(batch)
+        self._interval_images += batch_size(batch)
         total = self.total_train_batches
         done = batch_idx + 1
         if done % self.every_n_steps and done != total:
@@ -122,12 +124,6 @@ class PlainProgress(ProgressBar):
             return None
         seconds = (now - self._fit_start) / done * max(total - trainer.global_step, 0)
         return str(datetime.timedelta(seconds=round(seconds)))
-
-
-def _batch_size(batch) -> int:
-    if isinstance(batch, dict) and isinstance(batch.get("image"), torch.Tensor):
-        return int(batch["image"].shape[0])
-    return 0
 
 
 def _loss(outputs) -> float | None:

@@ -48,3 +48,30 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str, total_steps: in
         optimizer,
         lambda step: lr_multiplier(step, name, total_steps, warmup_steps, warmup_factor, milestones, gamma),
     )
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def build_optimizer(params, total_batch: int, *, name: str, lr: float, weight_decay: float,
+                    betas: Sequence[float], scale_lr: bool, reference_batch: int) -> torch.optim.Optimizer:
+    """``model.optimizer`` (conf/model/rsn18.yaml): ``name`` at ``lr`` per ``reference_batch`` images,
+    scaled to ``total_batch`` (the authors' rule) when ``scale_lr``."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}': expected one of {sorted(OPTIMIZERS)}")
+    if scale_lr:
+        lr = scaled_lr(float(lr), total_batch, int(reference_batch))
+    return OPTIMIZERS[name](params, lr=float(lr), betas=tuple(betas), weight_decay=float(weight_decay))
+
+
+def build_recipe_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int, *,
+                           name: str, warmup_steps: int, warmup_epochs: float | None, warmup_factor: float,
+                           milestones: Sequence[int], milestone_epochs: Sequence[float], gamma: float
+                           ) -> torch.optim.lr_scheduler.LambdaLR:
+    """``model.scheduler`` (conf/model/rsn18.yaml) as a per-step schedule: ``warmup_epochs`` (when set)
+    and ``milestone_epochs`` (when no ``milestones`` steps are given) are converted to steps."""
+    if warmup_epochs is not None:
+        warmup_steps = int(round(float(warmup_epochs) * steps_per_epoch))
+    steps = list(milestones) or [int(e * steps_per_epoch) for e in milestone_epochs]
+    return build_scheduler(optimizer, name, total_steps, int(min(warmup_steps, total_steps)), warmup_factor,
+                           steps, gamma)
