@@ -186,40 +186,19 @@ def _normalise_row(row: dict) -> dict:
     return out
 
 
-def _row_from_job_result(job: Path, result: dict) -> dict:
-    final, best = result.get("final") or {}, result.get("best") or {}
-    row = {"job": job.name, "status": result.get("status"), "overrides": result.get("overrides") or []}
-    for key in ("model", "input_size", "num_stages", "width_mult", "prm", "params_m", "gflops", "images_per_s",
-                "wall_time_s", "error", "output_dir"):
-        row[key] = result.get(key)
-    for metric in ("AP", "AR", "PCKh"):
-        if metric in final or metric in best or metric != "PCKh":  # a failed job still has AP/AR columns
-            row[f"final_{metric}"] = final.get(metric)
-            row[f"best_{metric}"] = best.get(metric)
-    for o in row["overrides"]:
-        if "=" in o:
-            k, v = o.split("=", 1)
-            row[k.lstrip("+~")] = v
-    return _normalise_row(row)
-
-
 def load_sweep_rows(folder) -> list[dict]:
     """One dict per job of a sweep folder, with the columns of the sweep summary contract.
 
-    In order of preference: the folder's ``summary.csv`` (``sweeps.load_summary``), each job's
-    ``job_result.json`` (a sweep whose launching process did not live to its end), and last the jobs' CSV
-    logs (``sweeps.load_sweep``: AP only, no cost columns)."""
+    In order of preference: the folder's ``summary.csv``, else the same rows rebuilt from each job's
+    ``job_result.json`` (a sweep whose launching process did not live to its end; both
+    ``sweeps.load_summary``), and last the jobs' CSV logs (``sweeps.load_sweep``: AP only, no cost columns)."""
     from rsn_lightning.evaluation import sweeps
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"sweep folder {folder} does not exist")
-    if (folder / sweeps.SUMMARY_CSV).is_file():
+    if (folder / sweeps.SUMMARY_CSV).is_file() or any((p / sweeps.JOB_RESULT).is_file() for p in folder.iterdir()):
         return [_normalise_row(r) for r in sweeps.load_summary(folder)]
-    jobs = sorted((p for p in folder.iterdir() if (p / "job_result.json").is_file()),
-                  key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-    if jobs:
-        return [_row_from_job_result(j, json.loads((j / "job_result.json").read_text())) for j in jobs]
     rows = []
     for run in sweeps.load_sweep(folder):
         row = {"job": run.job, "status": "failed" if run.problem else "ok", "error": run.problem,
