@@ -7,6 +7,8 @@ models/registry.py (so this checks that the move changed no network)."""
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from test_configs import CONF, compose_train
 
@@ -53,9 +55,12 @@ def test_the_table_covers_every_shipped_experiment_and_model():
     assert shipped == set(EXPECTED)
 
 
-@pytest.mark.parametrize("choice", sorted(EXPECTED))
-def test_composed_network_is_the_named_architecture(choice, tmp_path):
-    assert composed_arch(compose_train(tmp_path, [choice])) == {**PAPER, **EXPECTED[choice]}
+def test_composed_network_is_the_named_architecture(tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for choice in sorted(EXPECTED):
+            cfg = compose(config_name="train", overrides=[f"paths.root_dir={tmp_path}", choice])
+            assert composed_arch(cfg) == {**PAPER, **EXPECTED[choice]}, choice
 
 
 def test_quickstart_builds_the_composed_architecture(tmp_path):
