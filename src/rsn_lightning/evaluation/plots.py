@@ -223,10 +223,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def _row_from_wandb(name: str, config: dict, summary: dict) -> dict:
     config = _flatten(config)
     row = {"job": name, "status": "ok" if "val/AP" in summary or "val/PCKh" in summary else "failed"}
-    for key, names in (("num_stages", ("model.net.num_stages",)), ("width_mult", ("model.net.width_mult",)),
-                       ("prm", ("model.net.use_prm",)), ("model", ("model.name", "model.net.name")),
-                       ("input_size", ("data.input_size",))):
-        row[key] = next((config[n] for n in names if n in config), None)
+    net = {k.removeprefix("model.net."): v for k, v in config.items() if k.startswith("model.net.")}
+    if net.get("name") is not None:  # a registry preset (conf/model): its null keys are the preset's values
+        from rsn_lightning.models.registry import preset_config
+
+        try:
+            net = {**preset_config(net["name"]), **{k: v for k, v in net.items() if v is not None}}
+        except ValueError:
+            pass  # a preset this version does not know: the logged values only
+    row.update(num_stages=net.get("num_stages"), width_mult=net.get("width_mult"),
+               prm=net.get("prm", net.get("use_prm")), model=config.get("model.name") or net.get("name"),
+               input_size=config.get("data.input_size"))
     for metric in ("AP", "AR", "PCKh"):
         row[f"final_{metric}"] = summary.get(f"val/{metric}")
     row["gflops"] = summary.get("model/gflops", config.get("gflops"))
