@@ -43,7 +43,8 @@ def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 300)
 @pytest.fixture(scope="module")
 def installed_venv(tmp_path_factory) -> Path:
     """A fresh venv with the project's wheel installed (--no-deps); its dependencies come from the
-    project's own environment through a .pth line, so nothing (no torch) is downloaded."""
+    project's own environment through a .pth line, so nothing (no torch) is downloaded, less the optional
+    extras' packages (``WITHOUT_EXTRAS``): the default install, as `pip install rsn-lightning` gives."""
     tmp = tmp_path_factory.mktemp("wheel")
     source = tmp / "source"
     for name in BUILD_INPUTS:
@@ -65,10 +66,28 @@ def installed_venv(tmp_path_factory) -> Path:
     purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     # a plain path line: the project venv's own .pth files (its editable finder) are not processed
-    Path(purelib, "project_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    deps = _site_packages_without(WITHOUT_EXTRAS, tmp / "deps")
+    Path(purelib, "project_dependencies.pth").write_text(f"{deps}\n")
     _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheels[0])],
          cwd=tmp)
     return env_dir
+
+
+# the distributions of the augment and mpii extras (pyproject.toml): absent from the default install
+WITHOUT_EXTRAS = ("albumentations", "scipy")
+
+
+def _site_packages_without(distributions, folder: Path) -> Path:
+    """The project venv's site-packages as a folder of links, less the files of ``distributions`` (their
+    packages and metadata, so that neither an import nor an installed-version check finds them)."""
+    from importlib.metadata import distribution
+
+    skip = {Path(str(f)).parts[0] for name in distributions for f in distribution(name).files or ()}
+    folder.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if entry.name not in skip:
+            (folder / entry.name).symlink_to(entry)
+    return folder
 
 
 def _clean_env(env_dir: Path) -> dict:
@@ -110,4 +129,20 @@ def test_custom_experiment_outside_the_repo(installed_venv, tmp_path):
         job = _run([installed_venv / "bin" / "rsn-train", *extra, "experiment=my_tiny", "--cfg", "job"],
                    cwd=tmp_path, env=env).stdout
         assert "- mine" in job and "width_mult: 0.25" in job and "max_epochs: 2" in job
-        assert "output_gain: 16.0" in job  # the rest comes from the shipped quickstart
+        assert "name: rsn_tiny" in job  # the rest comes from the shipped quickstart
+
+
+def test_default_install_runs_the_quickstart_and_names_a_missing_extra(installed_venv, tmp_path):
+    """The README's first command needs no extra; a feature that needs one says which (exit 2, no traceback)."""
+    env = _clean_env(installed_venv)
+    found = _run([installed_venv / "bin" / "python", "-c", "import importlib.util as u; "
+                  f"print([u.find_spec(m) is not None for m in {WITHOUT_EXTRAS}])"], cwd=tmp_path, env=env).stdout
+    assert found.strip() == "[False, False]"
+    quick = ["experiment=quickstart", "data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.batch_size=8",
+             "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "trainer.check_val_every_n_epoch=1"]
+    color = subprocess.run([installed_venv / "bin" / "rsn-train", *quick, "+data.augment.color_prob=0.5"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert color.returncode == 2, color.stderr
+    assert "rsn-lightning[augment]" in color.stderr and "Traceback" not in color.stderr
+    out = _run([installed_venv / "bin" / "rsn-train", *quick], cwd=tmp_path, env=env).stdout
+    assert "Validation (last checkpoint)" in out and "checkpoint:" in out

@@ -202,6 +202,16 @@ def _check_codec(cfg, p: _Problems) -> None:
 def _check_model(cfg, p: _Problems) -> None:
     if _get(cfg, "model") is None:
         return
+    # null architecture keys take the preset's value (models/registry.py), checked there
+    preset = _get(cfg, "model.net.name")
+    if preset is not None:
+        from rsn_lightning.models.registry import list_models, preset_config
+
+        try:
+            preset = preset_config(preset)
+        except ValueError:
+            p.check(False, "model.net.name", preset, f"one of {list_models()}")
+            preset = None
     for key, (low, high) in ARCH_LIMITS.items():
         if key == "width_mult":
             p.number_in(cfg, f"model.net.{key}", low, high, low_open=True)
@@ -219,6 +229,8 @@ def _check_model(cfg, p: _Problems) -> None:
     p.one_of(cfg, "model.nonfinite_loss", ("stop", "skip"))
     # the network's keypoints against the data's (named sets only: 'auto' is read from the data later)
     k_model, kp = _get(cfg, "model.net.num_keypoints"), _get(cfg, "data.keypoints")
+    if k_model is None and preset is not None:
+        k_model = preset["num_keypoints"]
     if _is_int(k_model) and isinstance(kp, str) and kp != "auto":
         from rsn_lightning.keypoints import get_keypoint_spec
 

@@ -35,13 +35,13 @@ def compose_train(tmp_path, overrides=(), config_name="train"):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_composes_and_builds_its_model(name, tmp_path):
     cfg = compose_train(tmp_path, [f"experiment={name}"])
-    assert cfg.model.net._target_ == "rsn_lightning.models.rsn.RSN"
+    assert cfg.model.net._target_ == "rsn_lightning.models.create_model"
     net = instantiate(cfg.model.net)
     w, h = cfg.data.input_size
     assert sum(p.numel() for p in net.parameters()) > 0
     if name == "quickstart":  # cheap enough to run through once
         out = net.eval()(torch.zeros(1, 3, h, w))
-        assert out.shape == (1, cfg.model.net.num_keypoints, h // 4, w // 4)
+        assert out.shape == (1, net.num_keypoints, h // 4, w // 4)
     module = instantiate(cfg.model, net=net)
     assert module.net is net
 

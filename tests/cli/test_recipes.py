@@ -29,6 +29,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from test_configs import compose_train
+from test_model_presets import composed_arch
 
 from rsn_lightning.training.schedule import lr_multiplier, scaled_lr
 
@@ -91,13 +92,14 @@ def test_preset_composes_with_the_authors_recipe(name, tmp_path):
     assert list(codec.input_size) == list(cfg.data.input_size)
     assert cfg.data.clip_boxes == a["clip_boxes"]
     assert cfg.eval_checkpoint == a["reported"]
-    assert cfg.model.net.init == a["init"]
+    assert composed_arch(cfg)["init"] == a["init"]
 
 
 def test_the_prm_ablation_pair_differs_only_in_prm(tmp_path):
-    with_prm = OmegaConf.to_container(compose_train(tmp_path, ["experiment=coco_rsn18_256x192"]))
-    without = OmegaConf.to_container(compose_train(tmp_path, ["experiment=coco_rsn18_256x192_noprm"]))
-    assert (with_prm["model"]["net"]["prm"], without["model"]["net"]["prm"]) == ("last_unit", "none")
+    with_prm = compose_train(tmp_path, ["experiment=coco_rsn18_256x192"])
+    without = compose_train(tmp_path, ["experiment=coco_rsn18_256x192_noprm"])
+    assert (composed_arch(with_prm)["prm"], composed_arch(without)["prm"]) == ("last_unit", "none")
+    with_prm, without = OmegaConf.to_container(with_prm), OmegaConf.to_container(without)
     for cfg in (with_prm, without):
         del cfg["model"]["net"]["prm"], cfg["tags"]
     assert with_prm == without

@@ -133,7 +133,12 @@ def test_flip_composed_into_affine_equals_mirroring_the_image_first(coco_mini_di
     mirrored = np.ascontiguousarray(image[:, ::-1])
     m2 = t.sample_affine(np.array([image.shape[1] - 1 - 300.0, 200.0]), scale, 20.0, False, image.shape[1])
     twice = cv2.warpAffine(mirrored, m2, INPUT, flags=cv2.INTER_LINEAR)
-    assert np.abs(once.astype(int) - twice.astype(int)).max() <= 1
+    diff = np.abs(once.astype(int) - twice.astype(int))
+    if int(cv2.__version__.split(".")[0]) >= 5:
+        assert diff.max() <= 1
+    else:  # OpenCV 4 warps at 1/32 px (INTER_BITS = 5, imgproc.hpp): a mirrored warp may round an edge
+        # pixel the other way (4.8 and 4.14 here: 71 of 49,152 values off by more than 1, at most 6)
+        assert diff.max() <= 255 / 32 and (diff > 1).mean() < 0.005
     f = flip_matrix(640)
     np.testing.assert_allclose(compose_affine(f, f), [[1, 0, 0], [0, 1, 0]])
 

@@ -32,6 +32,13 @@ def test_summary_csv_and_job_folders_give_the_same_rows(tmp_path):
     assert "ap_vs_gflops.png" in names and "ap_by_num_stages.png" in names
 
 
+def test_a_wandb_run_of_a_preset_reads_its_null_keys_from_the_registry():
+    config = {"model": {"net": {"_target_": "rsn_lightning.models.create_model", "name": "rsn_tiny",
+                                "num_stages": None, "width_mult": 0.25, "prm": None}}}
+    row = plots._row_from_wandb("0", config, {"val/AP": 0.5})
+    assert (row["model"], row["num_stages"], row["width_mult"], row["prm"]) == ("rsn_tiny", 1, 0.25, "last_unit")
+
+
 def test_offline_wandb_runs_are_read_without_an_account(tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")

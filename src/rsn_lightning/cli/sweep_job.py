@@ -118,7 +118,7 @@ class JobRecord:
         input_size = list(cfg.data.input_size) if cfg.get("data") and cfg.data.get("input_size") else [0, 0]
         self.callback = TrainingRecord(self.monitor, input_size)
         self.result = {"status": "failed", "error": None, "overrides": self.overrides,
-                       "model": choices.get("model") or str(cfg.model.net.get("_target_", "")).rsplit(".", 1)[-1],
+                       "model": choices.get("model") or str(cfg.model.net.get("name", "")),
                        "input_size": [int(v) for v in input_size], "num_stages": None, "width_mult": None,
                        "prm": None, "params_m": None, "gflops": None, "final": {}, "best": {},
                        "images_per_s": None, "wall_time_s": None, "output_dir": str(self.output_dir),

@@ -43,9 +43,10 @@ def load_head_boxes(path) -> tuple[np.ndarray, dict]:
         raise FileNotFoundError(f"MPII head box file not found: {path}")
     extra = {}
     if path.suffix == ".mat":
-        from scipy.io import loadmat
+        from rsn_lightning.extras import import_extra
 
-        mat = loadmat(str(path))
+        scipy_io = import_extra("scipy.io", "mpii", f"reading MPII's .mat head boxes ({path})")
+        mat = scipy_io.loadmat(str(path))
         if "headboxes_src" not in mat:
             raise ValueError(f"{path} has no 'headboxes_src': not MPII's gt_valid.mat")
         hb = np.asarray(mat["headboxes_src"], np.float64)  # [2 corners, 2 xy, N]

@@ -144,7 +144,10 @@ def half_body_center_scale(joints, visibility, spec: KeypointSpec, aspect_ratio:
 def _photometric(cfg: AugmentConfig):
     if cfg.color_prob <= 0 and cfg.blur_prob <= 0:
         return None
-    import albumentations as A
+    from rsn_lightning.extras import import_extra
+
+    A = import_extra("albumentations", "augment",
+                     "photometric augmentation (data.augment.color_prob or blur_prob > 0)")
 
     ops = []
     if cfg.color_prob > 0:

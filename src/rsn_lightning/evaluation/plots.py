@@ -186,40 +186,19 @@ def _normalise_row(row: dict) -> dict:
     return out
 
 
-def _row_from_job_result(job: Path, result: dict) -> dict:
-    final, best = result.get("final") or {}, result.get("best") or {}
-    row = {"job": job.name, "status": result.get("status"), "overrides": result.get("overrides") or []}
-    for key in ("model", "input_size", "num_stages", "width_mult", "prm", "params_m", "gflops", "images_per_s",
-                "wall_time_s", "error", "output_dir"):
-        row[key] = result.get(key)
-    for metric in ("AP", "AR", "PCKh"):
-        if metric in final or metric in best or metric != "PCKh":  # a failed job still has AP/AR columns
-            row[f"final_{metric}"] = final.get(metric)
-            row[f"best_{metric}"] = best.get(metric)
-    for o in row["overrides"]:
-        if "=" in o:
-            k, v = o.split("=", 1)
-            row[k.lstrip("+~")] = v
-    return _normalise_row(row)
-
-
 def load_sweep_rows(folder) -> list[dict]:
     """One dict per job of a sweep folder, with the columns of the sweep summary contract.
 
-    In order of preference: the folder's ``summary.csv`` (``sweeps.load_summary``), each job's
-    ``job_result.json`` (a sweep whose launching process did not live to its end), and last the jobs' CSV
-    logs (``sweeps.load_sweep``: AP only, no cost columns)."""
+    In order of preference: the folder's ``summary.csv``, else the same rows rebuilt from each job's
+    ``job_result.json`` (a sweep whose launching process did not live to its end; both
+    ``sweeps.load_summary``), and last the jobs' CSV logs (``sweeps.load_sweep``: AP only, no cost columns)."""
     from rsn_lightning.evaluation import sweeps
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"sweep folder {folder} does not exist")
-    if (folder / sweeps.SUMMARY_CSV).is_file():
+    if (folder / sweeps.SUMMARY_CSV).is_file() or any((p / sweeps.JOB_RESULT).is_file() for p in folder.iterdir()):
         return [_normalise_row(r) for r in sweeps.load_summary(folder)]
-    jobs = sorted((p for p in folder.iterdir() if (p / "job_result.json").is_file()),
-                  key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-    if jobs:
-        return [_row_from_job_result(j, json.loads((j / "job_result.json").read_text())) for j in jobs]
     rows = []
     for run in sweeps.load_sweep(folder):
         row = {"job": run.job, "status": "failed" if run.problem else "ok", "error": run.problem,
@@ -244,10 +223,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def _row_from_wandb(name: str, config: dict, summary: dict) -> dict:
     config = _flatten(config)
     row = {"job": name, "status": "ok" if "val/AP" in summary or "val/PCKh" in summary else "failed"}
-    for key, names in (("num_stages", ("model.net.num_stages",)), ("width_mult", ("model.net.width_mult",)),
-                       ("prm", ("model.net.use_prm",)), ("model", ("model.name", "model.net.name")),
-                       ("input_size", ("data.input_size",))):
-        row[key] = next((config[n] for n in names if n in config), None)
+    net = {k.removeprefix("model.net."): v for k, v in config.items() if k.startswith("model.net.")}
+    if net.get("name") is not None:  # a registry preset (conf/model): its null keys are the preset's values
+        from rsn_lightning.models.registry import preset_config
+
+        try:
+            net = {**preset_config(net["name"]), **{k: v for k, v in net.items() if v is not None}}
+        except ValueError:
+            pass  # a preset this version does not know: the logged values only
+    row.update(num_stages=net.get("num_stages"), width_mult=net.get("width_mult"),
+               prm=net.get("prm", net.get("use_prm")), model=config.get("model.name") or net.get("name"),
+               input_size=config.get("data.input_size"))
     for metric in ("AP", "AR", "PCKh"):
         row[f"final_{metric}"] = summary.get(f"val/{metric}")
     row["gflops"] = summary.get("model/gflops", config.get("gflops"))

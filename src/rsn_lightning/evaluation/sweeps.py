@@ -44,6 +44,10 @@ def _overrides(job: Path) -> dict[str, str]:
     items = yaml.safe_load(path.read_text()) or []
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a list of 'key=value' overrides, got {type(items).__name__}")
+    return _override_pairs(items)
+
+
+def _override_pairs(items) -> dict[str, str]:
     pairs = (str(o).split("=", 1) for o in items if "=" in str(o))
     return {k.lstrip("+~"): v for k, v in pairs}
 
@@ -75,9 +79,13 @@ def load_run(job: Path, metric: str = "val/AP", mode: str = "max") -> SweepRun:
     return run
 
 
-def _sweep_jobs(folder: Path) -> list[Path]:
-    """The job folders of a multirun (sub-folders with .hydra/), in job order."""
-    jobs = sorted((p for p in folder.iterdir() if (p / ".hydra").is_dir()),
+def _sweep_jobs(folder: Path, with_result: bool = False) -> list[Path]:
+    """The job folders of a multirun (sub-folders with .hydra/, or with a job_result.json where
+    ``with_result``), in job order."""
+    def is_job(p: Path) -> bool:
+        return (p / ".hydra").is_dir() or (with_result and (p / JOB_RESULT).is_file())
+
+    jobs = sorted((p for p in folder.iterdir() if is_job(p)),
                   key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
     if not jobs:
         raise FileNotFoundError(f"{folder}: no job folders with a .hydra/ inside (is it a Hydra multirun?)")
@@ -232,21 +240,21 @@ def _job_result(job: Path) -> dict:
     return result if isinstance(result, dict) else {"status": "failed", "error": f"{path}: not a JSON object"}
 
 
-
-
 def summary_rows(folder) -> tuple[list[str], list[dict]]:
     """(columns, one row per job) of a multirun folder, from each job's ``job_result.json``; a job
-    without one (killed, still running) is a ``failed`` row saying so."""
+    without one (killed, still running) is a ``failed`` row saying so. The overrides are Hydra's
+    ``.hydra/overrides.yaml``, or the ``overrides`` the job result records where a job has no .hydra/."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"sweep folder {folder} does not exist")
-    jobs = _sweep_jobs(folder)
-    overrides = [_overrides(j) for j in jobs]
+    jobs = _sweep_jobs(folder, with_result=True)
+    results = [_job_result(j) for j in jobs]
+    overrides = [_overrides(j) if (j / ".hydra").is_dir() else _override_pairs(r.get("overrides") or [])
+                 for j, r in zip(jobs, results)]
     swept = [k for k in sweep_override_keys(folder) if any(k in o for o in overrides)]
     if not (folder / "multirun.yaml").is_file():  # fall back to what differs between the jobs
         keys = sorted({k for o in overrides for k in o})
         swept = [k for k in keys if len({o.get(k) for o in overrides}) > 1]
-    results = [_job_result(j) for j in jobs]
     metrics = _metric_names(results)
     columns = summary_columns(swept, metrics)
     rows = []
