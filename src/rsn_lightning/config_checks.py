@@ -199,7 +199,7 @@ def _check_codec(cfg, p: _Problems) -> None:
             p.append(str(err))
 
 
-def _check_model(cfg, p: _Problems) -> None:
+def _check_model(cfg, p: _Problems, network_from_config: bool = True) -> None:
     if _get(cfg, "model") is None:
         return
     # null architecture keys take the preset's value (models/registry.py), checked there
@@ -227,8 +227,11 @@ def _check_model(cfg, p: _Problems) -> None:
     p.number_in(cfg, "model.optimizer.lr", 0.0, 10.0, low_open=True)
     p.number_in(cfg, "model.optimizer.weight_decay", 0.0, 1.0)
     p.one_of(cfg, "model.nonfinite_loss", ("stop", "skip"))
-    # the network's keypoints against the data's (named sets only: 'auto' is read from the data later)
+    # the network's keypoints against the data's (named sets only: 'auto' is read from the data later);
+    # rsn-eval's network is the checkpoint's, which it checks against the data itself
     k_model, kp = _get(cfg, "model.net.num_keypoints"), _get(cfg, "data.keypoints")
+    if not network_from_config:
+        return
     if k_model is None and preset is not None:
         k_model = preset["num_keypoints"]
     if _is_int(k_model) and isinstance(kp, str) and kp != "auto":
@@ -325,7 +328,7 @@ def validate_config(cfg: DictConfig, app: str) -> None:
     else:
         _check_data(cfg, p)
         _check_codec(cfg, p)
-        _check_model(cfg, p)
+        _check_model(cfg, p, network_from_config=app == "train")
         _check_trainer(cfg, p)
         if app == "train" and cfg.get("train", True):
             _check_checkpoint_folder(cfg, p)

@@ -52,7 +52,7 @@ def mpii_run(mpii_mini_dir, tmp_path_factory):
                        "hydra.run.dir=train", *data], work)
     ckpt = work / "train" / "checkpoints" / "last.ckpt"
     # rsn-eval with the plain eval config (not the experiment): everything test-time comes from the checkpoint
-    _run("rsn-eval", [f"ckpt_path={ckpt}", "data=mpii", "model.net.num_keypoints=16", "monitor=val/PCKh",
+    _run("rsn-eval", [f"ckpt_path={ckpt}", "data=mpii", "monitor=val/PCKh",
                       "hydra.run.dir=eval", *data], work)
     dets = work / "boxes.json"
     dets.write_text(json.dumps({name: [[*box, 1.0]] for name, box in _mpii_boxes(ann).items()}))
