@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rsn_lightning.cli.bench import bench_eval, gemm_ceiling, peak_memory_mb
+from rsn_lightning.cli.bench import _compile_break_even, bench_eval, gemm_ceiling, peak_memory_mb
 from rsn_lightning.models import count_macs, create_model
 
 RSN_BENCH = str(Path(sys.executable).with_name("rsn-bench"))
@@ -20,7 +20,7 @@ REQUIRED = ("model", "input", "mode", "batch", "train_images_per_s", "infer_imag
 
 def test_rsn_bench_writes_json_and_markdown(tmp_path):
     cmd = [RSN_BENCH, "--model", "rsn_tiny", "--input", "64", "64", "--batch", "2", "--steps", "1", "--rounds", "1",
-           "--warmup", "1", "--modes", "default", "nchw", "fold-bn", "onnxruntime", "checkpoint",
+           "--warmup", "1", "--modes", "default", "plain", "nchw", "onnxruntime", "checkpoint",
            "--eval-images", "30", "--data-seconds", "0.5", "--gemm-size", "256",
            "--json", "out/bench.json", "--markdown", "out/bench.md"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
@@ -28,14 +28,14 @@ def test_rsn_bench_writes_json_and_markdown(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     entries = json.loads((tmp_path / "out/bench.json").read_text())
     models = {e["mode"]: e for e in entries if e["model"] is not None}
-    assert set(models) == {"default", "nchw", "fold-bn", "onnxruntime", "checkpoint"}
+    assert set(models) == {"default", "plain", "nchw", "onnxruntime", "checkpoint"}
     gmac = count_macs(create_model("rsn_tiny"), (64, 64)) / 1e9
     for mode, e in models.items():
         assert set(REQUIRED) <= set(e), mode
         assert e["model"] == "rsn_tiny" and e["input"] == "64x64" and e["batch"] == 2
         assert e["gmac_per_image"] == pytest.approx(gmac, rel=1e-3)
         assert e["gemm_gflops"] > 0
-    for mode in ("default", "nchw", "fold-bn", "onnxruntime"):
+    for mode in ("default", "plain", "nchw", "onnxruntime"):
         e = models[mode]
         assert e["infer_images_per_s"] > 0
         # utilisation = model FLOP/s (2 FLOPs per multiply-add) over the measured GEMM ceiling
@@ -43,7 +43,7 @@ def test_rsn_bench_writes_json_and_markdown(tmp_path):
             e["infer_images_per_s"] * 2 * e["gmac_per_image"] / e["infer_gemm_gflops"], rel=0.02, abs=2e-3)
     for mode in ("default", "nchw", "checkpoint"):
         assert models[mode]["train_images_per_s"] > 0 and models[mode]["train_peak_mb"] > 0
-    assert models["fold-bn"]["train_images_per_s"] is None and models["checkpoint"]["infer_images_per_s"] is None
+    assert models["plain"]["train_images_per_s"] is None and models["checkpoint"]["infer_images_per_s"] is None
     # activation checkpointing stores less for backward
     assert models["checkpoint"]["train_peak_mb"] < models["default"]["train_peak_mb"]
     data = next(e for e in entries if e["mode"] == "data")
@@ -51,7 +51,7 @@ def test_rsn_bench_writes_json_and_markdown(tmp_path):
     evals = [e for e in entries if e["mode"].startswith("coco-eval")]
     assert evals[0]["mode"] == "coco-eval:pycocotools" and evals[0]["num_detections"] == 600
     md = (tmp_path / "out/bench.md").read_text()
-    assert "GEMM ceiling" in md and "| rsn_tiny | 64x64 | fold-bn |" in md and "loader worker" in md
+    assert "GEMM ceiling" in md and "| rsn_tiny | 64x64 | plain |" in md and "loader worker" in md
 
 
 def test_peak_memory_counts_live_tensors():
@@ -75,3 +75,15 @@ def test_faster_coco_eval_gives_pycocotools_stats():
     assert py["num_detections"] == fast["num_detections"] == 3000
     assert 0.05 < py["AP"] < 0.95
     assert fast["max_stat_difference"] == 0.0
+
+
+def test_compile_break_even_counts_the_images_that_pay_for_compiling():
+    entries = [{"model": "m", "input": "64x64", "mode": "default", "batch": 2, "train_images_per_s": 1.0,
+                "infer_images_per_s": 4.0},
+               {"model": "m", "input": "64x64", "mode": "compile", "batch": 2, "train_images_per_s": 2.0,
+                "infer_images_per_s": 4.0, "train_first_call_s": 10.0, "infer_first_call_s": 3.0}]
+    lines = "\n".join(_compile_break_even(entries))
+    # training: the first call (10 s) replaces one 2-image step of 2 s, so compiling costs 8 s more and saves
+    # 1/1 - 1/2 = 0.5 s per image: it has paid after 16 images; inference is not faster: it never pays
+    assert "training: first call 10.0 s (compiling), then 2.0 against 1.0 images/s: pays after 16 images" in lines
+    assert "inference: first call 3.0 s (compiling), then 4.0 against 4.0 images/s: never pays" in lines

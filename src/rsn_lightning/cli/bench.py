@@ -1,8 +1,9 @@
 """rsn-bench: the whole workload's speed, measured against this machine's float32 GEMM ceiling.
 
-For each preset and input size, and each mode (the library's default, torch.compile, BN folded into
-the convolutions, ONNX Runtime, mixed precision where the device computes it natively, activation
-checkpointing, the plain NCHW layout): parameters, multiply-adds counted by
+For each preset and input size, and each mode (the library's default, whose inference is the network
+rsn-predict and rsn-eval run: BN folded into the convolutions, channels-last; the unfolded forward;
+torch.compile, with its first call's time; ONNX Runtime; mixed precision where the device computes it
+natively; activation checkpointing; the plain NCHW layout): parameters, multiply-adds counted by
 ``torch.utils.flop_counter``, training-step and inference images/s, peak memory, and utilisation =
 the model's FLOP/s over the float32 GEMM rate measured in the same run (a large matrix product; the
 figure that carries from one machine to another). Training counts 3x the forward's FLOPs. Modes are
@@ -31,10 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-MODES = ("default", "nchw", "compile", "fold-bn", "onnxruntime", "amp", "checkpoint")
-INFERENCE_ONLY = ("fold-bn", "onnxruntime")
+# default: what the library runs: training in channels-last, inference with models.fuse.inference_network
+# (BN folded into the convolutions, channels-last), as rsn-predict and rsn-eval do
+MODES = ("default", "plain", "nchw", "compile", "onnxruntime", "amp", "checkpoint")
+INFERENCE_ONLY = ("plain", "onnxruntime")
 TRAIN_ONLY = ("checkpoint",)
-DEFAULT_MODES = ("default", "fold-bn", "onnxruntime", "amp")
+DEFAULT_MODES = ("default", "plain", "onnxruntime", "amp")
 # training = forward + backward (about twice the forward's multiply-adds) = 3x the forward
 TRAIN_FLOP_FACTOR = 3
 
@@ -108,20 +111,31 @@ def peak_memory_mb(fn, dev) -> float:
 
 # ----------------------------------------------------------------------------------------- models
 class _Workload:
-    """One preset at one input size in one mode: a training step and an inference step to time."""
+    """One preset at one input size in one mode: a training step and an inference step to time.
 
-    def __init__(self, model: str, input_size, batch: int, mode: str, dev, channels_last: bool):
+    ``infer_output()`` is the mode's inference output as a float32 tensor and ``reference_output()`` the
+    plain float32 eval forward (NCHW, BN unfolded) of the same weights on the same batch, so that tests
+    compare every mode with it."""
+
+    def __init__(self, model: str, input_size, batch: int, mode: str, dev, channels_last: bool, net=None):
         import torch
 
+        from rsn_lightning.models.fuse import inference_network
         from rsn_lightning.models.registry import create_model
         from rsn_lightning.training.loss import RSNLoss
         from rsn_lightning.training.precision import autocast_dtype
 
         self.mode, self.dev = mode, dev
         self.skipped: str | None = None
+        self.compile_seconds: dict[str, float] = {}
         w, h = input_size
         layout = torch.channels_last if channels_last and mode != "nchw" else torch.contiguous_format
-        net = create_model(model, checkpoint_activations=(mode == "checkpoint")).to(dev)
+        if net is None:
+            net = create_model(model, checkpoint_activations=(mode == "checkpoint"))
+        net = copy.deepcopy(net).to(dev)
+        # inference runs copies taken before any training step: every mode infers with the same weights
+        # (trained ones can hold denormal values, which slow CPU arithmetic down)
+        self.plain = copy.deepcopy(net).eval()
         self.net = net.to(memory_format=layout)
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(batch, 3, h, w, generator=gen).to(dev).contiguous(memory_format=layout)
@@ -134,9 +148,10 @@ class _Workload:
         self.train_fn = self._train_step
         self.infer_fn = self._infer_step
         self.forward_all = self.net.forward_all
-        # inference runs a copy taken before any training step: every mode infers with the same weights
-        # (trained ones can hold denormal values, which slow CPU arithmetic down)
-        self.forward = copy.deepcopy(self.net).eval()
+        if mode in ("plain", "nchw"):
+            self.forward = copy.deepcopy(self.net).eval()
+        else:
+            self.forward = inference_network(self.plain, dev, channels_last=channels_last)
         if mode == "amp":
             dtype = autocast_dtype(dev.type)
             if dtype is None:
@@ -146,18 +161,40 @@ class _Workload:
             else:
                 self.autocast = lambda: torch.autocast(dev.type, dtype=dtype)
         elif mode == "compile":
-            self.forward_all = torch.compile(self.net.forward_all)
-            self.forward = torch.compile(self.forward)
-        elif mode == "fold-bn":
-            from rsn_lightning.models.fuse import fold_batchnorm
-
-            self.forward = fold_batchnorm(self.forward).to(memory_format=layout)
+            self.forward_all = self._first_call_timed("train", torch.compile(self.net.forward_all))
+            self.forward = self._first_call_timed("infer", torch.compile(self.forward))
         elif mode == "onnxruntime":
             self._onnx_session(model, input_size)
         if mode in INFERENCE_ONLY:
             self.train_fn = None
         if mode in TRAIN_ONLY:
             self.infer_fn = None
+
+    def _first_call_timed(self, kind: str, fn):
+        """``fn``, recording how long its first call took (torch.compile compiles there) in compile_seconds."""
+
+        def call(*args):
+            if kind in self.compile_seconds:
+                return fn(*args)
+            t = time.perf_counter()
+            out = fn(*args)
+            self.compile_seconds[kind] = time.perf_counter() - t
+            return out
+
+        return call
+
+    def infer_output(self):
+        import torch
+
+        out = self.infer_fn()
+        out = torch.as_tensor(out[0]) if isinstance(out, list) else out
+        return out.float().cpu().contiguous()
+
+    def reference_output(self):
+        import torch
+
+        with torch.no_grad():
+            return self.plain(self.x.contiguous()).float().cpu()
 
     def _onnx_session(self, model: str, input_size) -> None:
         import torch
@@ -174,7 +211,7 @@ class _Workload:
             return
         self._tmp = tempfile.TemporaryDirectory(prefix="rsn-bench-")
         path = Path(self._tmp.name) / f"{model}.onnx"
-        export_onnx(copy.deepcopy(self.net).float().to(memory_format=torch.contiguous_format), path, input_size)
+        export_onnx(copy.deepcopy(self.plain).float(), path, input_size)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         # ONNX Runtime's threads otherwise busy-wait after each run, stealing the cores from the modes
@@ -182,7 +219,7 @@ class _Workload:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         feed = {"input": self.x.contiguous().cpu().numpy()}
-        self.infer_fn = lambda: session.run(None, feed)
+        self.infer_fn = lambda: session.run(None, feed)[:1]
 
     def _train_step(self) -> None:
         import torch
@@ -200,8 +237,9 @@ class _Workload:
         import torch
 
         with torch.no_grad(), self.autocast():
-            self.forward(self.x)
+            out = self.forward(self.x)
         torch.cuda.synchronize() if self.dev.type == "cuda" else None
+        return out
 
 
 def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, steps: int = 3, warmup: int = 2,
@@ -263,6 +301,11 @@ def bench_models(models, input_sizes, batch: int = 16, modes=DEFAULT_MODES, step
                     entry[f"{kind}_peak_mb"] = (round(peak_memory_mb(fn, dev), 1)
                                                 if memory and fn is not None and not wl.skipped
                                                 and mode not in ("onnxruntime", "compile") else None)
+                if wl.compile_seconds:
+                    # the first call's time (compiling included): what a user's run pays once
+                    for kind in ("train", "infer"):
+                        entry[f"{kind}_first_call_s"] = (round(wl.compile_seconds[kind], 1)
+                                                         if kind in wl.compile_seconds else None)
                 entries.append(entry)
             del loads
             if dev.type == "cuda":
@@ -418,6 +461,28 @@ def _fmt(v, spec=".1f") -> str:
     return "" if v is None else format(v, spec)
 
 
+def _compile_break_even(entries: list[dict]) -> list[str]:
+    """For each compiled preset: the first call's time and the images after which compiling has paid
+    (first call minus one default step, over the time compile saves per image)."""
+    lines = []
+    default = {(e["model"], e["input"]): e for e in entries if e["model"] is not None and e["mode"] == "default"}
+    for e in entries:
+        base = default.get((e["model"], e["input"]))
+        if e["model"] is None or e["mode"] != "compile" or base is None:
+            continue
+        for kind, name in (("train", "training"), ("infer", "inference")):
+            first, fast, slow = e.get(f"{kind}_first_call_s"), e[f"{kind}_images_per_s"], base[f"{kind}_images_per_s"]
+            if first is None or not fast or not slow:
+                continue
+            saved = 1 / slow - 1 / fast  # seconds per image
+            extra = first - e["batch"] / slow
+            pays = (f"pays after {math.ceil(extra / saved):,} images" if saved > 0 else
+                    "never pays (not faster than the default)")
+            lines.append(f"- torch.compile, {e['model']} {e['input']} {name}: first call {first:.1f} s "
+                         f"(compiling), then {fast:.1f} against {slow:.1f} images/s: {pays}")
+    return [""] + lines if lines else []
+
+
 def markdown(entries: list[dict], info: dict) -> str:
     lines = [f"rsn-bench on {info['device']} ({info['threads']} threads, torch {info['torch']}); "
              f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s at the start ({info['gemm_n']}^3 sgemm; "
@@ -439,6 +504,7 @@ def markdown(entries: list[dict], info: dict) -> str:
                      f"{_fmt(util['train'], '.0f')}{'%' if util['train'] is not None else ''} | "
                      f"{_fmt(util['infer'], '.0f')}{'%' if util['infer'] is not None else ''} | "
                      f"{_fmt(e['train_peak_mb'], '.0f')} | {_fmt(e['infer_peak_mb'], '.0f')} |")
+    lines += _compile_break_even(entries)
     evals = [e for e in entries if str(e["mode"]).startswith("coco-eval")]
     if evals:
         lines += ["", "| COCO keypoint evaluation | images | detections | seconds | AP | largest stat difference |",
@@ -503,8 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input width and height; several sizes as W H W H ...")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--modes", nargs="+", default=list(DEFAULT_MODES), choices=MODES,
-                   help="default: the library's settings (channels-last, float32); nchw: the plain layout; "
-                        "compile: torch.compile; fold-bn: BN folded into the convolutions (inference); "
+                   help="default: the library's settings (training in channels-last float32; inference with "
+                        "BN folded into the convolutions, channels-last, as rsn-predict/rsn-eval run it); "
+                        "plain: the unfolded channels-last eval forward (inference); nchw: the plain layout; "
+                        "compile: torch.compile of the default (first call's time reported); "
                         "onnxruntime: exported and run by ONNX Runtime (inference, CPU); amp: bf16/fp16 "
                         "autocast where native, skipped elsewhere; checkpoint: activation checkpointing (training)")
     p.add_argument("--amp", action="store_true", help="add the amp mode (skipped with a warning where emulated)")
