@@ -468,7 +468,7 @@ class HeatmapCodec:
 # The authors' test-time codec per keypoint set, for checkpoints that record none (the authors' and mmpose's
 # weights through rsn-convert, and this project's checkpoints written before the codec was recorded):
 # input 192x256 (COCO) / 256x256 (MPII), blur kernel 5 (COCO) / 9 (MPII), quarter shift
-# (caiyuanhao1998/RSN exps/*/config.py: TEST.GAUSSIAN_KERNEL, TEST.SHIFT_RATIOS; MPII config: kernel 9).
+# (caiyuanhao1998/RSN dataset/attribute.py: TEST.GAUSSIAN_KERNEL 5 for COCO, 9 for MPII; TEST.SHIFT_RATIOS 0.25).
 AUTHORS_INPUT_SIZE = {"coco": (192, 256), "mpii": (256, 256)}
 AUTHORS_BLUR_KERNEL = {"coco": 5, "mpii": 9}
 
