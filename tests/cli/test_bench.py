@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,10 @@ def test_rsn_bench_writes_json_and_markdown(tmp_path):
     evals = [e for e in entries if e["mode"].startswith("coco-eval")]
     assert evals[0]["mode"] == "coco-eval:pycocotools" and evals[0]["num_detections"] == 600
     md = (tmp_path / "out/bench.md").read_text()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        # rsn-bench measures with the allocator settings rsn-train runs with (allocator.py)
+        assert entries[0]["machine"]["allocator"].startswith("glibc: freed memory kept")
+        assert "memory allocator: glibc: freed memory kept" in md
     assert "GEMM ceiling" in md and "| rsn_tiny | 64x64 | plain |" in md and "loader worker" in md
 
 

@@ -203,8 +203,9 @@ def test_validation_loss_and_flip_test_come_from_two_passes():
 
 def test_settings_come_whole_from_the_yaml():
     """No defaults in the module: a missing or unknown key of a settings group is named."""
-    with pytest.raises(ValueError, match=r"model.optimizer: unknown keys \['lrr'\]; expected \['betas', 'lr'"):
+    with pytest.raises(ValueError, match=r"model.optimizer: unknown keys \['lrr'\]; expected \['betas', 'fused', 'lr'"):
         lit_module(tiny_net(), optimizer={"lrr": 1e-3})
-    with pytest.raises(ValueError, match=r"model.optimizer: missing keys \['betas', 'lr', 'name', 'reference_batch'"):
+    with pytest.raises(ValueError,
+                       match=r"model.optimizer: missing keys \['betas', 'fused', 'lr', 'name', 'reference_batch'"):
         RSNLitModule(tiny_net(), optimizer=None, scheduler=None, loss=None, test=None, output_dir=None,
                      compile=False, channels_last=True, nonfinite_loss="stop")

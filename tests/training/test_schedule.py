@@ -54,7 +54,7 @@ def test_recipe_settings_become_an_optimizer_and_a_per_step_schedule():
     params = [torch.nn.Parameter(torch.zeros(1))]
     # the authors' rule: 5e-4 per 32 images, 8 GPUs x 32 images -> 4e-3
     opt = build_optimizer(params, 256, name="adam", lr=5e-4, weight_decay=1e-5, betas=[0.9, 0.999], scale_lr=True,
-                          reference_batch=32)
+                          reference_batch=32, fused=True)
     assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == pytest.approx(4e-3)
     # 10 steps per epoch: half an epoch of warm-up (5 steps), x0.1 at epochs 3 and 6 (steps 30 and 60)
     sched = build_recipe_scheduler(opt, 100, 10, name="multistep", warmup_steps=2400, warmup_epochs=0.5,
@@ -67,4 +67,25 @@ def test_recipe_settings_become_an_optimizer_and_a_per_step_schedule():
     assert [rates[i] for i in (0, 5, 29, 30, 59, 60)] == pytest.approx([0.1, 1.0, 1.0, 0.1, 0.1, 0.01])
     with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
         build_optimizer(params, 32, name="sgd", lr=1e-3, weight_decay=0, betas=[0.9, 0.999], scale_lr=False,
-                        reference_batch=32)
+                        reference_batch=32, fused=False)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_fused_optimizer_makes_the_default_implementations_update(name):
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(26, 13, 3, 3, generator=g), torch.randn(26, generator=g)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(5)]
+    results = {}
+    for fused in (True, False):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = build_optimizer(params, 32, name=name, lr=1e-3, weight_decay=1e-5, betas=[0.9, 0.999],
+                              scale_lr=False, reference_batch=32, fused=fused)
+        assert opt.defaults["fused"] is (True if fused else None)
+        for step in grads:
+            for p, gr in zip(params, step):
+                p.grad = gr.clone()
+            opt.step()
+        results[fused] = [p.detach() for p in params]
+    assert not torch.equal(results[True][0], start[0])
+    for a, b in zip(results[True], results[False]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

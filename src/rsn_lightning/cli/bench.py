@@ -488,7 +488,8 @@ def markdown(entries: list[dict], info: dict) -> str:
              f"float32 GEMM ceiling {info['gemm_gflops']:.1f} GFLOP/s at the start ({info['gemm_n']}^3 sgemm; "
              f"utilisation uses the best ceilings measured beside each preset's training and inference rounds, "
              f"column GEMM); "
-             f"native bf16: {info['native_bf16']}; load average at start {info['load_average']}.", "",
+             f"native bf16: {info['native_bf16']}; memory allocator: {info.get('allocator', 'default')}; "
+             f"load average at start {info['load_average']}.", "",
              "| model | input | mode | batch | params (M) | GMAC/image | train img/s | infer img/s | "
              "GEMM GFLOP/s train/infer | "
              "train util. | infer util. | train peak MiB | infer peak MiB |",
@@ -536,13 +537,15 @@ def _load_average() -> str:
 def run(args) -> tuple[list[dict], dict]:
     import torch
 
+    from rsn_lightning.allocator import keep_freed_memory
     from rsn_lightning.training.precision import native_bf16
 
+    allocator = keep_freed_memory()  # as rsn-train, rsn-eval and rsn-predict run
     dev = _device(args.device)
     say = print if not args.quiet else (lambda *a, **k: None)
     info = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "native_bf16": native_bf16(dev.type),
-            "load_average": _load_average(), "gemm_n": args.gemm_size}
+            "load_average": _load_average(), "gemm_n": args.gemm_size, "allocator": allocator}
     say(f"rsn-bench: float32 GEMM ceiling ({args.gemm_size}^3)")
     info["gemm_gflops"] = gemm_ceiling(str(dev), n=args.gemm_size)
     say(f"  {info['gemm_gflops']:.1f} GFLOP/s")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from rsn_lightning.allocator import keep_freed_memory
 from rsn_lightning.training.precision import checked_precision, cpu_mixed_precision
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,12 @@ def format_metrics_table(stats: dict, title: str = "COCO keypoint evaluation") -
 
 
 def start_run(cfg: DictConfig) -> None:
-    """What every app does first: fail on missing values, then seed everything (data workers too)."""
+    """What every app does first: fail on missing values, keep freed memory in the process (allocator.py),
+    then seed everything (data workers too)."""
     import pytorch_lightning as pl
 
     check_config(cfg)
+    log.info("memory allocator: %s", keep_freed_memory())
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 

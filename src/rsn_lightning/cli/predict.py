@@ -30,6 +30,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rsn_lightning.allocator import keep_freed_memory
 from rsn_lightning.cli.common import config_dir
 from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
@@ -276,6 +277,7 @@ def predict(cfg: DictConfig) -> PredictionRun:
     from rsn_lightning.inference.predictor import Predictor
 
     validate_config(cfg, "predict")
+    log.info("memory allocator: %s", keep_freed_memory())
     inputs = list(cfg.input) if isinstance(cfg.input, ListConfig) else cfg.input
     test = {k: OmegaConf.to_container(v) if isinstance(v, ListConfig) else v for k, v in cfg.test.items()}
     predictor = Predictor(cfg.ckpt_path, device=cfg.device, batch_size=cfg.batch_size,

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from rsn_lightning.models.batchnorm import BatchNorm2d
+
 
 class ConvBNAct(nn.Sequential):
     """Conv2d -> BatchNorm2d -> optional ReLU.
@@ -38,7 +40,7 @@ class ConvBNAct(nn.Sequential):
             groups=groups,
             bias=bias,
         )
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = BatchNorm2d(out_channels)
         if act:
             self.act = nn.ReLU(inplace=True)
 

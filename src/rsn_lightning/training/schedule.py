@@ -12,10 +12,13 @@ The base rate follows the authors' linear scaling rule: ``lr = base_lr * total_b
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def scaled_lr(base_lr: float, total_batch: int, reference_batch: int = 32) -> float:
@@ -54,14 +57,24 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 def build_optimizer(params, total_batch: int, *, name: str, lr: float, weight_decay: float,
-                    betas: Sequence[float], scale_lr: bool, reference_batch: int) -> torch.optim.Optimizer:
+                    betas: Sequence[float], scale_lr: bool, reference_batch: int,
+                    fused: bool) -> torch.optim.Optimizer:
     """``model.optimizer`` (conf/model/rsn18.yaml): ``name`` at ``lr`` per ``reference_batch`` images,
-    scaled to ``total_batch`` (the authors' rule) when ``scale_lr``."""
+    scaled to ``total_batch`` (the authors' rule) when ``scale_lr``. ``fused``: torch's single-kernel
+    implementation of the same update, where the parameters' device has one (CPU and CUDA from torch 2.4);
+    elsewhere the default implementation runs."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{name}': expected one of {sorted(OPTIMIZERS)}")
     if scale_lr:
         lr = scaled_lr(float(lr), total_batch, int(reference_batch))
-    return OPTIMIZERS[name](params, lr=float(lr), betas=tuple(betas), weight_decay=float(weight_decay))
+    params = list(params)
+    kwargs = {"lr": float(lr), "betas": tuple(betas), "weight_decay": float(weight_decay)}
+    if fused:
+        try:
+            return OPTIMIZERS[name](params, fused=True, **kwargs)
+        except RuntimeError as e:  # a device without the fused kernel (torch checks at construction)
+            log.info("model.optimizer.fused: %s; using the default implementation", e)
+    return OPTIMIZERS[name](params, **kwargs)
 
 
 def build_recipe_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int, *,
