@@ -6,7 +6,11 @@ computed inside their forward. Ours runs in the library's defaults: training in 
 ``RSNLoss``, inference with ``models.fuse.inference_network`` (BN folded, channels-last), the network
 rsn-predict and rsn-eval run. Both get the same random weights' shapes, batch and targets; rounds
 alternate between the two so that load from other processes weighs on them alike, and the ratio of
-each round is printed (ratios carry from a loaded machine, absolute rates do not).
+each round is printed (ratios carry from a loaded machine, absolute rates do not). Ours steps with the
+library's default optimizer (fused Adam, ``model.optimizer.fused``), theirs with torch.optim.Adam as their
+solver builds it. Both run under the allocator settings the library's console scripts apply
+(``rsn_lightning.allocator``: freed memory kept in the process), which speed their code too; ``--allocator
+glibc`` leaves glibc's defaults, as their own scripts run.
 
     git clone https://github.com/caiyuanhao1998/RSN /tmp/RSN
     python scripts/compare_authors.py --authors-repo /tmp/RSN --batch 16 --rounds 3
@@ -54,7 +58,13 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=2, help="steps per timed round")
     p.add_argument("--json", type=Path, default=None, help="write the rounds' rates and ratios here")
+    p.add_argument("--allocator", choices=("library", "glibc"), default="library",
+                   help="library: freed memory kept, as rsn-train runs (both networks); glibc: its defaults")
     args = p.parse_args(argv)
+
+    from rsn_lightning.allocator import keep_freed_memory
+
+    allocator = keep_freed_memory() if args.allocator == "library" else "glibc defaults"
 
     from rsn_lightning.models import create_model
     from rsn_lightning.models.fuse import inference_network
@@ -75,7 +85,7 @@ def main(argv=None) -> None:
     valids = torch.full((b, 17, 1), 2.0)
     criterion = RSNLoss()
     opt_theirs = torch.optim.Adam(theirs.parameters(), 1e-4)
-    opt_ours = torch.optim.Adam(ours.parameters(), 1e-4)
+    opt_ours = torch.optim.Adam(ours.parameters(), 1e-4, fused=True)  # model.optimizer.fused: the default
 
     def theirs_train():
         theirs.train()
@@ -103,8 +113,9 @@ def main(argv=None) -> None:
     params = {"authors": sum(q.numel() for q in theirs.parameters()) / 1e6,
               "ours": sum(q.numel() for q in ours.parameters()) / 1e6}
     print(f"parameters (M): authors {params['authors']:.2f}, ours {params['ours']:.2f}; batch {b}, {w}x{h}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}", flush=True)
-    report = {"batch": b, "params_m": params, "rounds": []}
+          f"{torch.get_num_threads()} threads, memory allocator: {allocator}, "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    report = {"batch": b, "params_m": params, "allocator": allocator, "rounds": []}
     # inference first: the authors' training leaves their BN statistics, not their weights' speed, changed
     for kind, fns in (("inference", (("authors", theirs_inference), ("ours", ours_inference))),
                       ("training", (("authors", theirs_train), ("ours", ours_train)))):
