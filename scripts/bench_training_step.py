@@ -5,7 +5,8 @@
     python scripts/bench_training_step.py --parts
 
 Without --allocator, one process times interleaved rounds of three copies of the network (same weights,
-input and targets; float32; fused Adam as model.optimizer.fused): ``rowwise`` (the library's
+input and targets; float32; fused Adam as model.optimizer.fused; freed memory kept, as rsn-train runs):
+``rowwise`` (the library's
 BatchNorm2d, channels-last), ``native`` (the same network with every batch norm on nn.BatchNorm2d's own
 channels-last kernel) and ``nchw`` (nn.BatchNorm2d in the plain layout). With --allocator, it runs the
 default mode in fresh processes, alternately with glibc's malloc defaults (RSN_KEEP_FREED_MEMORY=0) and
@@ -66,6 +67,9 @@ def _rate(step, batch: int, steps: int) -> float:
 
 
 def batchnorm_paths(a) -> None:
+    from rsn_lightning.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as rsn-train runs
     steps = {mode: _setup(a.model, a.batch, *a.input, mode) for mode in ("rowwise", "native", "nchw")}
     for step in steps.values():
         step()

@@ -4,9 +4,10 @@ glibc serves large blocks with mmap and gives them back to the kernel when they 
 mmap threshold: 128 KiB, raised dynamically up to 32 MiB) and trims the heap's free top (above 128
 KiB). A training step allocates and frees the same activation tensors every iteration, many larger
 than 32 MiB at 256x192, so every step maps them again and the kernel zero-fills each new page: for
-RSN-18 training at batch 16, 256x192, 2.3 million page faults and 4 s of kernel time per 12 steps,
-against 0.1 million and 0.2 s with the settings below, and 8.5 against 9.9 images/s (measured on this
-project's 2-core CPU, docs/performance.md, "Fourth sitting"). PyTorch's CPU performance guide makes
+RSN-18 training at batch 16, 256x192, 2.3 million page faults and 4.1 s of kernel time per 10 steps,
+against 0.09-0.14 million and 0.2 s with the settings below, and 8.6-8.7 against 9.8-9.9 images/s, for
+7-18% more peak resident memory (``python scripts/bench_training_step.py --model rsn18 --allocator`` on
+this project's 2-core CPU; docs/performance.md, "Fourth sitting"). PyTorch's CPU performance guide makes
 the same point and recommends replacing the allocator (jemalloc, tcmalloc); this does the part that
 matters here with the C library's own ``mallopt``, so nothing needs installing.
 
