@@ -4,9 +4,10 @@ RSN's residual-steps branches are 26 channels wide per 64 (13, 17, 26, 52, 104 i
 PyTorch's CPU channels-last batch-norm kernels (aten/src/ATen/native/cpu/batch_norm_kernel.cpp) run
 their vector loops along the channel dimension, pixel by pixel: with C not a multiple of the vector
 width (16 floats with AVX-512) every pixel ends in a partial-vector remainder. Measured on this project's
-2-core AVX-512 CPU (torch 2.13; docs/performance.md, "Fourth sitting"), the native channels-last backward
-for C=13 or 26 takes 5-15x longer than for the same tensor in NCHW, and batch norm is 20-30% of the
-channels-last training step in ``python scripts/profile_model.py``.
+2-core AVX-512 CPU (torch 2.13; ``python scripts/bench_training_step.py --parts``), the native
+channels-last backward for C=13, 26 or 52 takes 14-57x as long as for the same tensor in NCHW (the
+row-wise path here: 5-6x), and batch norm is 20-30% of the channels-last training step in ``python
+scripts/profile_model.py``.
 
 The fix keeps the channels-last memory and changes only how it is walked: a channels-last (N, C, H, W)
 tensor is an (N*H*W, C) matrix in memory, viewed here as (N*H*W/P, P*C) rows, with the per-channel
