@@ -28,12 +28,14 @@ import time
 
 
 def _setup(model: str, batch: int, w: int, h: int, mode: str):
+    """rsn-bench's training step (its loss, fused Adam, fixed batch) for ``mode``: rowwise (the library's
+    network), native (every batch norm back on nn.BatchNorm2d's own kernel) or nchw."""
     import torch
     from torch import nn
 
+    from rsn_lightning.cli.bench import _Workload
     from rsn_lightning.models import create_model
     from rsn_lightning.models.batchnorm import BatchNorm2d
-    from rsn_lightning.training.loss import RSNLoss
 
     torch.manual_seed(0)
     net = create_model(model)
@@ -41,22 +43,9 @@ def _setup(model: str, batch: int, w: int, h: int, mode: str):
         for m in net.modules():
             if type(m) is BatchNorm2d:
                 m.__class__ = nn.BatchNorm2d
-    layout = torch.contiguous_format if mode == "nchw" else torch.channels_last
-    net = net.to(memory_format=layout).train()
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(batch, 3, h, w, generator=gen).contiguous(memory_format=layout)
-    k = net.num_keypoints
-    targets = torch.rand(batch, 5, k, h // 4, w // 4, generator=gen) * 255
-    visible = torch.full((batch, k), 2.0)
-    criterion, opt = RSNLoss(), torch.optim.Adam(net.parameters(), 1e-4, fused=True)
-
-    def step():
-        loss, _ = criterion(net.forward_all(x), targets, visible)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step
+    workload = _Workload(model, (w, h), batch, "nchw" if mode == "nchw" else "default", torch.device("cpu"),
+                         channels_last=True, net=net)
+    return workload.train_fn
 
 
 def _rate(step, batch: int, steps: int) -> float:

@@ -1,22 +1,25 @@
 """Keep freed memory in the process: glibc's malloc settings for a training or inference loop.
 
 glibc serves large blocks with mmap and gives them back to the kernel when they are freed (above the
-mmap threshold: 128 KiB, raised dynamically up to 32 MiB) and trims the heap's free top (above 128
-KiB). A training step allocates and frees the same activation tensors every iteration, many larger
-than 32 MiB at 256x192, so every step maps them again and the kernel zero-fills each new page: for
-RSN-18 training at batch 16, 256x192, 2.3 million page faults and 4.1 s of kernel time per 10 steps,
-against 0.09-0.14 million and 0.2 s with the settings below, and 8.6-8.7 against 9.8-9.9 images/s, for
-7-18% more peak resident memory (``python scripts/bench_training_step.py --model rsn18 --allocator`` on
-this project's 2-core CPU; docs/performance.md, "Fourth sitting"). PyTorch's CPU performance guide makes
-the same point and recommends replacing the allocator (jemalloc, tcmalloc); this does the part that
-matters here with the C library's own ``mallopt``, so nothing needs installing.
+mmap threshold: 128 KiB, raised dynamically up to 32 MiB on 64-bit systems) and trims the heap's free
+top (above 128 KiB): glibc's mallopt(3) manual, M_MMAP_THRESHOLD and M_TRIM_THRESHOLD. A training step
+allocates and frees the same activation tensors every iteration, many larger than 32 MiB at 256x192, so
+every step maps them again and the kernel zero-fills each new page: for RSN-18 training at batch 16,
+256x192, 2.3 million page faults and 4.1 s of kernel time per 10 steps, against 0.09-0.14 million and
+0.2 s with the settings below, and 8.6-8.7 against 9.8-9.9 images/s, for 7-18% more peak resident memory
+(``python scripts/bench_training_step.py --model rsn18 --allocator`` on this project's 2-core CPU;
+docs/performance.md, "Fourth sitting"). PyTorch's performance tuning guide
+(pytorch.org/tutorials/recipes/recipes/tuning_guide.html, "Switch Memory allocator") makes the same
+point, that reusing memory beats the default malloc, and recommends preloading jemalloc or tcmalloc;
+this does the part that matters here with the C library's own ``mallopt``, so nothing needs installing.
 
 The settings: serve blocks up to 1 GiB from the heap and never trim it, so the process keeps its
 high-water mark and reuses it. That is what a long training or inference process wants; a process
 that frees a large peak early and then idles does not get the memory back. ``RSN_KEEP_FREED_MEMORY=0``
 turns it off, and it is not applied where the user already set glibc's own malloc variables
-(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, or ``glibc.malloc`` in
-``GLIBC_TUNABLES``) or where the C library is not glibc (macOS, Windows, musl): there it does nothing.
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``, or
+``glibc.malloc`` in ``GLIBC_TUNABLES``) or where the C library is not glibc (macOS, Windows, musl):
+there it does nothing.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ their vector loops along the channel dimension, pixel by pixel: with C not a mul
 width (16 floats with AVX-512) every pixel ends in a partial-vector remainder. Measured on this project's
 2-core AVX-512 CPU (torch 2.13; ``python scripts/bench_training_step.py --parts``), the native
 channels-last backward for C=13, 26 or 52 takes 14-57x as long as for the same tensor in NCHW (the
-row-wise path here: 5-6x), and batch norm is 20-30% of the channels-last training step in ``python
-scripts/profile_model.py``.
+row-wise path here: 5-6x), and batch norm is 25-31% of the channels-last training step in ``python
+scripts/profile_model.py`` (rsn_tiny and RSN-18).
 
 The fix keeps the channels-last memory and changes only how it is walked: a channels-last (N, C, H, W)
 tensor is an (N*H*W, C) matrix in memory, viewed here as (N*H*W/P, P*C) rows, with the per-channel
@@ -83,7 +83,6 @@ class BatchNorm2d(nn.BatchNorm2d):
     """nn.BatchNorm2d with the row-wise training path for CPU channels-last float32 inputs (module docstring)."""
 
     def _rowwise(self, x: torch.Tensor) -> bool:
-        c = x.shape[1] if x.dim() == 4 else 0
         return (
             self.training
             and self.affine
@@ -91,8 +90,8 @@ class BatchNorm2d(nn.BatchNorm2d):
             and x.device.type == "cpu"
             and x.dtype == torch.float32
             and x.dim() == 4
-            and 0 < c < _ROWWISE_MAX_CHANNELS
-            and c % 16 != 0
+            and 0 < x.shape[1] < _ROWWISE_MAX_CHANNELS
+            and x.shape[1] % 16 != 0
             and x.is_contiguous(memory_format=torch.channels_last)
             and not x.is_contiguous()
             and not torch.is_autocast_enabled("cpu")
