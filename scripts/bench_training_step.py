@@ -4,11 +4,11 @@
     python scripts/bench_training_step.py --model rsn18 --input 192 256 --batch 16 --allocator
     python scripts/bench_training_step.py --parts
 
-Without --allocator, one process times interleaved rounds of three copies of the network (same weights,
+Without --allocator, one process times interleaved rounds of four copies of the network (same weights,
 input and targets; float32; fused Adam as model.optimizer.fused; freed memory kept, as rsn-train runs):
-``rowwise`` (the library's
-BatchNorm2d, channels-last), ``native`` (the same network with every batch norm on nn.BatchNorm2d's own
-channels-last kernel) and ``nchw`` (nn.BatchNorm2d in the plain layout). With --allocator, it runs the
+``library`` (the library's BatchNorm2d, channels-last), ``rowwise`` (the same without its NCHW round trip
+for small tensors), ``native`` (every batch norm on nn.BatchNorm2d's own channels-last kernel) and
+``nchw`` (nn.BatchNorm2d in the plain layout). With --allocator, it runs the
 default mode in fresh processes, alternately with glibc's malloc defaults (RSN_KEEP_FREED_MEMORY=0) and
 with rsn_lightning.allocator's settings, and reports images/s, kernel (system) time, minor page faults and
 peak resident memory of each: settings that act per process cannot be interleaved in one. --parts times
@@ -28,8 +28,9 @@ import time
 
 
 def _setup(model: str, batch: int, w: int, h: int, mode: str):
-    """rsn-bench's training step (its loss, fused Adam, fixed batch) for ``mode``: rowwise (the library's
-    network), native (every batch norm back on nn.BatchNorm2d's own kernel) or nchw."""
+    """rsn-bench's training step (its loss, fused Adam, fixed batch) for ``mode``: library (the library's
+    network), rowwise (its BatchNorm2d without the NCHW round trip for small tensors), native (every batch
+    norm back on nn.BatchNorm2d's own kernel) or nchw."""
     import torch
     from torch import nn
 
@@ -39,10 +40,11 @@ def _setup(model: str, batch: int, w: int, h: int, mode: str):
 
     torch.manual_seed(0)
     net = create_model(model)
-    if mode != "rowwise":
-        for m in net.modules():
-            if type(m) is BatchNorm2d:
-                m.__class__ = nn.BatchNorm2d
+    for m in net.modules():
+        if type(m) is BatchNorm2d and mode == "rowwise":
+            m.round_trip_max_elements = 0
+        elif type(m) is BatchNorm2d and mode != "library":
+            m.__class__ = nn.BatchNorm2d
     workload = _Workload(model, (w, h), batch, "nchw" if mode == "nchw" else "default", torch.device("cpu"),
                          channels_last=True, net=net)
     return workload.train_fn
@@ -59,7 +61,7 @@ def batchnorm_paths(a) -> None:
     from rsn_lightning.allocator import keep_freed_memory
 
     keep_freed_memory()  # as rsn-train runs
-    steps = {mode: _setup(a.model, a.batch, *a.input, mode) for mode in ("rowwise", "native", "nchw")}
+    steps = {mode: _setup(a.model, a.batch, *a.input, mode) for mode in ("library", "rowwise", "native", "nchw")}
     for step in steps.values():
         step()
     rates = {mode: [] for mode in steps}
@@ -75,7 +77,7 @@ def one_process(a) -> None:
     from rsn_lightning.allocator import keep_freed_memory
 
     state = keep_freed_memory()
-    step = _setup(a.model, a.batch, *a.input, "rowwise")
+    step = _setup(a.model, a.batch, *a.input, "library")
     step()
     before = resource.getrusage(resource.RUSAGE_SELF)
     rate = max(_rate(step, a.batch, a.steps) for _ in range(a.rounds))

@@ -22,6 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from rsn_lightning.config_checks import load_json
+from rsn_lightning.data.image_cache import DecodedImages
 from rsn_lightning.data.images import SkipReport, probe_image, read_image_checked
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 
@@ -174,6 +175,8 @@ class TopDownDataset(Dataset):
         self.name = name
         self.skipped = skipped or SkipReport(name)
         self.load_failures: dict[str, int] = {}
+        # every image decoded once into memory, when the training set is small enough (image_cache.py)
+        self.decoded: DecodedImages | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -184,7 +187,8 @@ class TopDownDataset(Dataset):
 
     def load_image(self, record: dict) -> tuple[np.ndarray | None, str]:
         """(uint8 BGR image, '') or (None, why it cannot be used)."""
-        return read_image_checked(record["image_path"])
+        held = self.decoded.get(record["image_path"]) if self.decoded is not None else None
+        return held if held is not None else read_image_checked(record["image_path"])
 
     def __getitem__(self, idx) -> dict:
         if isinstance(idx, tuple):

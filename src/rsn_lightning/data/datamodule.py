@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import multiprocessing
 import random
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from rsn_lightning.data.coco import (
     load_json,
     spec_for_category,
 )
+from rsn_lightning.data.image_cache import cache_images
 from rsn_lightning.data.loader import WatchedDataLoader
 from rsn_lightning.data.mpii import MPIIDataset
 from rsn_lightning.data.sampling import EpochSeededSampler
@@ -83,6 +85,8 @@ class PoseDataModule(pl.LightningDataModule):
     ``synthetic``: ``{num_train, num_val, seed, image_size}`` makes ``prepare_data`` generate the
     synthetic set under ``root`` on first use. ``clip_boxes``: ``CLIP_BOXES`` (MPII has no boxes).
     ``codec``: the ``HeatmapCodec`` that encodes the targets (default: the authors' at ``input_size``).
+    ``image_cache_gib``: when training, each split whose decoded images fit in this many GiB is decoded
+    into memory once (``image_cache.py``); 0 never caches.
     """
 
     def __init__(self, kind: str = "coco", root: str | None = None, layout: str | None = None,
@@ -95,7 +99,7 @@ class PoseDataModule(pl.LightningDataModule):
                  batch_size: int = 32, val_batch_size: int | None = None, num_workers: int = 4,
                  pin_memory: bool = True, persistent_workers: bool = True, drop_last: bool = True,
                  val_targets: bool = True, check_images: bool = True, synthetic: dict | None = None,
-                 clip_boxes: str = "none"):
+                 clip_boxes: str = "none", image_cache_gib: float = 2.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -134,6 +138,7 @@ class PoseDataModule(pl.LightningDataModule):
         self.drop_last = bool(drop_last)
         self.val_targets = bool(val_targets)
         self.check_images = bool(check_images)
+        self.image_cache_gib = float(image_cache_gib)
         self._train_generator: torch.Generator | None = None
         self._train_sampler: EpochSeededSampler | None = None
         self._resume: tuple[torch.Tensor, int] | None = None  # a mid-epoch checkpoint's, until the loader exists
@@ -240,15 +245,29 @@ class PoseDataModule(pl.LightningDataModule):
                                    + (" (detections)" if dets else ""))
 
     def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_dataset is None:
+        fit = stage in (None, "fit")
+        if fit and self.train_dataset is None:
             self.train_dataset = self.build_dataset("train")
             self._seed_main_process(self.train_dataset)
+            self._cache_images(self.train_dataset, "train")
         if self.val_dataset is None:
             self.val_dataset = self.build_dataset("val")
+            if fit:  # validated every few epochs; a one-pass evaluation decodes each image about once anyway
+                self._cache_images(self.val_dataset, "val")
         for name, ds in (("train", self.train_dataset), ("val", self.val_dataset)):
             if ds is not None and len(ds) == 0:
                 raise ValueError(f"the {name} set is empty after skipping unusable entries: "
                                  "see the warnings above")
+
+    def _cache_images(self, ds, split: str) -> None:
+        # the start method the loader's workers will use (the platform's default unless one was set),
+        # read without fixing it
+        method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+        if self.num_workers > 0 and method != "fork":
+            log.info("%s %s: images are decoded from disk: loader workers started by %r would each get a "
+                     "copy of images held in memory", self.kind, split, method)
+            return
+        cache_images(ds, self.image_cache_gib, f"{self.kind} {split}")
 
     def state_dict(self) -> dict:
         """The training order's generator, saved in checkpoints so a resumed run draws the batches and

@@ -9,7 +9,10 @@ channels-last backward for C=13, 26 or 52 takes 14-57x as long as for the same t
 row-wise path here: 5-6x), and batch norm is 25-31% of the channels-last training step in ``python
 scripts/profile_model.py`` (rsn_tiny and RSN-18).
 
-The fix keeps the channels-last memory and changes only how it is walked: a channels-last (N, C, H, W)
+Small tensors (at most ``_ROUND_TRIP_MAX_ELEMENTS``, RSN's low-resolution stages) are copied to NCHW for
+nn.BatchNorm2d's NCHW kernel and back: two cheap copies and one native call cost less than the row-wise
+path's two dozen small operations there (measured below). Larger ones take the row-wise path:
+it keeps the channels-last memory and changes only how it is walked: a channels-last (N, C, H, W)
 tensor is an (N*H*W, C) matrix in memory, viewed here as (N*H*W/P, P*C) rows, with the per-channel
 vectors repeated P times, so every element-wise pass and every per-channel reduction runs over long
 contiguous rows. Forward statistics are two-pass (the mean, then the centred sum of squares);
@@ -27,6 +30,13 @@ from torch import nn
 # Channel counts below this that are not multiples of 16 take the row-wise path (13, 17, 26, 52 in the
 # presets); from 64 up the native kernel was as fast or faster in the measurements of docs/performance.md.
 _ROWWISE_MAX_CHANNELS = 64
+# Up to this many elements such a tensor goes through NCHW instead (BatchNorm2d.round_trip_max_elements).
+# Whole rsn_tiny training steps at the quickstart's size (batch 32, 96x128; copies of the network
+# interleaved in one process, as ``python scripts/bench_training_step.py --model rsn_tiny --input 96 128
+# --batch 32`` does) ran 0.5-4% faster in five processes with limits of 1e5, 1.5e5 or 2e5 elements than
+# with the row-wise path everywhere, and slower with 5e5 or with no limit; RSN-18 at 256x192, batch 16,
+# was unchanged (10.1 images/s either way).
+_ROUND_TRIP_MAX_ELEMENTS = 150_000
 
 
 def _rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -80,9 +90,13 @@ class _RowwiseBatchNorm(torch.autograd.Function):
 
 
 class BatchNorm2d(nn.BatchNorm2d):
-    """nn.BatchNorm2d with the row-wise training path for CPU channels-last float32 inputs (module docstring)."""
+    """nn.BatchNorm2d with the round-trip and row-wise training paths for CPU channels-last float32 inputs
+    (module docstring)."""
+
+    round_trip_max_elements = _ROUND_TRIP_MAX_ELEMENTS
 
     def _rowwise(self, x: torch.Tensor) -> bool:
+        """Whether ``x`` is a case nn.BatchNorm2d's own channels-last kernel handles slowly."""
         return (
             self.training
             and self.affine
@@ -100,6 +114,8 @@ class BatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._rowwise(x):
             return super().forward(x)
+        if x.numel() <= self.round_trip_max_elements:
+            return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         # (one value per channel cannot get here: a 1x1 channels-last tensor is also NCHW-contiguous, so
         # nn.BatchNorm2d raises its own error for it)
         count = x.numel() // x.shape[1]

@@ -1,0 +1,79 @@
+"""Decoded images kept in memory for training sets small enough to hold, so that each image is decoded
+once per run instead of once per person per epoch.
+
+Decoding is the largest single cost of a training sample on a CPU (a 384x288 JPEG of the synthetic set
+takes about 0.5-0.7 ms of the quickstart's ~1 ms of data work per crop, docs/performance.md), and with
+several people per image and many epochs the same image is decoded dozens of times. Large sets (COCO,
+MPII) do not fit the budget and keep decoding from disk, in parallel in the loader's workers.
+
+The images are decoded in the main process before the loader's workers start: forked workers share the
+pages and never copy them (the arrays are read-only, so nothing writes to them). Where workers would be
+spawned instead of forked (macOS, Windows), each would receive a pickled copy, so nothing is cached then.
+An image that fails to decode is remembered with its reason and handled exactly as an uncached one
+(``TopDownDataset.__getitem__``): the cache changes when pixels are decoded, never which.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import numpy as np
+
+from rsn_lightning.data.images import read_image_checked
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+
+class DecodedImages:
+    """Path -> (read-only uint8 BGR image or None, reason it cannot be used), decoded up front."""
+
+    def __init__(self, paths: Iterable[str]):
+        self._images: dict[str, tuple[np.ndarray | None, str]] = {}
+        for path in paths:
+            if path in self._images:
+                continue
+            image, reason = read_image_checked(path)
+            if image is not None:
+                image.flags.writeable = False
+            self._images[path] = (image, reason)
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(image.nbytes for image, _ in self._images.values() if image is not None)
+
+    def get(self, path: str) -> tuple[np.ndarray | None, str] | None:
+        """(image, reason) as ``read_image_checked`` returns them, or None for a path not held."""
+        return self._images.get(path)
+
+
+def decoded_size(records: Iterable[dict]) -> tuple[int, int]:
+    """(number of distinct images, bytes their decoded uint8 BGR pixels take) from the records' sizes."""
+    sizes = {}
+    for r in records:
+        sizes[r["image_path"]] = int(r.get("width") or 0) * int(r.get("height") or 0) * 3
+    return len(sizes), sum(sizes.values())
+
+
+def cache_images(dataset, max_gib: float, name: str) -> DecodedImages | None:
+    """Decode every image of ``dataset`` (a ``TopDownDataset``) into memory and attach them when they take
+    at most ``max_gib`` GiB; otherwise leave it decoding from disk. Logs either decision."""
+    count, size = decoded_size(dataset.records)
+    if max_gib <= 0 or count == 0:
+        return None
+    if size > max_gib * GIB:
+        log.info("%s: decoding images from disk: its %d images would take %.1f GiB decoded, more than "
+                 "data.image_cache_gib=%g", name, count, size / GIB, max_gib)
+        return None
+    start = time.perf_counter()
+    decoded = DecodedImages(r["image_path"] for r in dataset.records)
+    dataset.decoded = decoded
+    log.info("%s: decoded its %d images into memory once (%.2f GiB, %.1f s; data.image_cache_gib=%g)",
+             name, len(decoded), decoded.nbytes / GIB, time.perf_counter() - start, max_gib)
+    return decoded
