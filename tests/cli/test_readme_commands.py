@@ -360,3 +360,11 @@ def test_doc_command_runs_as_written(doc, command, tmp_path, request):
     proc = _run_tool([*argv, *how.append], tmp_path, shell_line=shell_line)
     if how.expect:
         assert how.expect in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
+
+
+def test_quickstart_decodes_its_images_once(quickstart_folder):
+    # the README's first command holds its small synthetic set decoded in memory (data.image_cache_gib)
+    (log,) = (quickstart_folder / "logs" / "train" / "runs").glob("*/train.log")
+    text = log.read_text()
+    assert "coco train: decoded its 16 images into memory once" in text, text[-3000:]
+    assert re.search(r"coco val: decoded its [1-8] images into memory once", text), text[-3000:]

@@ -112,20 +112,25 @@ def test_spawned_workers_get_no_copies(synthetic_root, caplog):
     assert "loader workers started by 'spawn' would each get a copy" in caplog.text
 
 
-def test_image_failing_to_decode_is_handled_as_when_read_from_disk(tmp_path, caplog):
+def _mini_set(tmp_path, real_sizes: dict[str, tuple[int, int]]) -> tuple:
+    """Images of the given real (height, width), one person each, in an annotation file that says 120x160."""
     img_dir = tmp_path / "images"
     img_dir.mkdir()
     rng = np.random.default_rng(0)
-    for name in ("good.jpg", "bad.jpg"):
-        cv2.imwrite(str(img_dir / name), rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    for name, (h, w) in real_sizes.items():
+        cv2.imwrite(str(img_dir / name), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
     kps = [v for i in range(17) for v in (60.0 + 2 * i, 50.0 + 3 * i, 2)]
     ann_file = tmp_path / "ann.json"
     ann_file.write_text(json.dumps({
-        "images": [{"id": i + 1, "file_name": n, "width": 160, "height": 120}
-                   for i, n in enumerate(("good.jpg", "bad.jpg"))],
-        "annotations": [{"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "bbox": [40, 30, 60, 80],
-                         "area": 4800.0, "keypoints": kps} for i in (1, 2)],
+        "images": [{"id": i + 1, "file_name": n, "width": 160, "height": 120} for i, n in enumerate(real_sizes)],
+        "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0, "bbox": [40, 30, 60, 80],
+                         "area": 4800.0, "keypoints": kps} for i in range(len(real_sizes))],
         "categories": [COCO_KEYPOINTS.coco_category()]}))
+    return ann_file, img_dir
+
+
+def test_image_failing_to_decode_is_handled_as_when_read_from_disk(tmp_path, caplog):
+    ann_file, img_dir = _mini_set(tmp_path, {"good.jpg": (120, 160), "bad.jpg": (120, 160)})
     ds = CocoKeypointDataset(ann_file, img_dir, TopDownTransform((48, 64), COCO_KEYPOINTS, train=False))
     # passes the header check at indexing time, then its body is damaged
     (img_dir / "bad.jpg").write_bytes(b"\xff\xd8 corrupted later \xff\xd9")
@@ -137,3 +142,15 @@ def test_image_failing_to_decode_is_handled_as_when_read_from_disk(tmp_path, cap
         good, bad = ds[0], ds[1]
     assert good["target_weight"].sum() > 0 and bad["target_weight"].sum() == 0
     assert list(ds.load_failures.values()) == [1] and "cannot use" in caplog.text
+
+
+def test_images_larger_than_the_annotation_says_stop_at_the_budget(tmp_path, caplog):
+    # with data.check_images off the sizes come from the annotation file (120x160 for both here)
+    ann_file, img_dir = _mini_set(tmp_path, {"small.jpg": (120, 160), "large.jpg": (1200, 1600)})
+    ds = CocoKeypointDataset(ann_file, img_dir, TopDownTransform((48, 64), COCO_KEYPOINTS, train=False),
+                             check_images=False)
+    assert len(ds) == 2
+    with caplog.at_level(logging.INFO, logger="rsn_lightning.data.image_cache"):
+        assert cache_images(ds, 0.001, "mini") is None  # 1 MiB: 2 x 57,600 bytes expected, 5.8 MB found
+    assert ds.decoded is None and "more than the annotation file's sizes say" in caplog.text
+    assert cache_images(ds, 0.01, "mini") is not None and ds.decoded is not None

@@ -33,22 +33,21 @@ GIB = 1024**3
 class DecodedImages:
     """Path -> (read-only uint8 BGR image or None, reason it cannot be used), decoded up front."""
 
-    def __init__(self, paths: Iterable[str]):
+    def __init__(self):
         self._images: dict[str, tuple[np.ndarray | None, str]] = {}
-        for path in paths:
-            if path in self._images:
-                continue
-            image, reason = read_image_checked(path)
-            if image is not None:
-                image.flags.writeable = False
-            self._images[path] = (image, reason)
+        self.nbytes = 0
+
+    def add(self, path: str) -> None:
+        if path in self._images:
+            return
+        image, reason = read_image_checked(path)
+        if image is not None:
+            image.flags.writeable = False
+            self.nbytes += image.nbytes
+        self._images[path] = (image, reason)
 
     def __len__(self) -> int:
         return len(self._images)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(image.nbytes for image, _ in self._images.values() if image is not None)
 
     def get(self, path: str) -> tuple[np.ndarray | None, str] | None:
         """(image, reason) as ``read_image_checked`` returns them, or None for a path not held."""
@@ -74,7 +73,14 @@ def cache_images(dataset, max_gib: float, name: str) -> DecodedImages | None:
                  "data.image_cache_gib=%g", name, count, size / GIB, max_gib)
         return None
     start = time.perf_counter()
-    decoded = DecodedImages(r["image_path"] for r in dataset.records)
+    decoded = DecodedImages()
+    for r in dataset.records:
+        decoded.add(r["image_path"])
+        # the sizes come from the annotation file when data.check_images is off, and may be wrong
+        if decoded.nbytes > max_gib * GIB:
+            log.info("%s: decoding images from disk: its images take more than data.image_cache_gib=%g "
+                     "decoded (more than the annotation file's sizes say)", name, max_gib)
+            return None
     dataset.decoded = decoded
     log.info("%s: decoded its %d images into memory once (%.2f GiB, %.1f s; data.image_cache_gib=%g)",
              name, len(decoded), decoded.nbytes / GIB, time.perf_counter() - start, max_gib)
