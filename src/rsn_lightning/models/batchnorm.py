@@ -31,11 +31,11 @@ from torch import nn
 # presets); from 64 up the native kernel was as fast or faster in the measurements of docs/performance.md.
 _ROWWISE_MAX_CHANNELS = 64
 # Up to this many elements such a tensor goes through NCHW instead (BatchNorm2d.round_trip_max_elements).
-# Whole rsn_tiny training steps at the quickstart's size (batch 32, 96x128; copies of the network
-# interleaved in one process, as ``python scripts/bench_training_step.py --model rsn_tiny --input 96 128
-# --batch 32`` does) ran 0.5-4% faster in five processes with limits of 1e5, 1.5e5 or 2e5 elements than
-# with the row-wise path everywhere, and slower with 5e5 or with no limit; RSN-18 at 256x192, batch 16,
-# was unchanged (10.1 images/s either way).
+# Whole rsn_tiny training steps at the quickstart's size, ``python scripts/bench_training_step.py --model
+# rsn_tiny --input 96 128 --batch 32 --rounds 4`` (copies of the network interleaved in one process): this
+# limit 2.3-4.4% faster than the row-wise path everywhere in three processes. Before it, a throwaway
+# version of that comparison found limits of 1e5, 1.5e5 and 2e5 elements alike (+0.5-4% in five
+# processes), 5e5 and no limit slower, and RSN-18 at 256x192, batch 16, unchanged (10.1 images/s).
 _ROUND_TRIP_MAX_ELEMENTS = 150_000
 
 
@@ -95,7 +95,7 @@ class BatchNorm2d(nn.BatchNorm2d):
 
     round_trip_max_elements = _ROUND_TRIP_MAX_ELEMENTS
 
-    def _rowwise(self, x: torch.Tensor) -> bool:
+    def _native_is_slow(self, x: torch.Tensor) -> bool:
         """Whether ``x`` is a case nn.BatchNorm2d's own channels-last kernel handles slowly."""
         return (
             self.training
@@ -112,7 +112,7 @@ class BatchNorm2d(nn.BatchNorm2d):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self._rowwise(x):
+        if not self._native_is_slow(x):
             return super().forward(x)
         if x.numel() <= self.round_trip_max_elements:
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
