@@ -42,6 +42,10 @@ CHILD = textwrap.dedent(f"""
     # order for the DistributedSampler to split (the DataModule broadcasts rank 0's seed)
     module, dm = build(root, out, weights)
     counts = []
+    # how often this rank runs COCO's evaluation (the real one, counted)
+    import rsn_lightning.evaluation.validation as validation
+    scored, coco_validation = [], validation.coco_validation
+    validation.coco_validation = lambda *a, **k: scored.append(1) or coco_validation(*a, **k)
 
     class CountLocal(__import__("pytorch_lightning").Callback):
         def on_validation_epoch_end(self, trainer, pl_module):
@@ -62,7 +66,7 @@ CHILD = textwrap.dedent(f"""
     fitter.fit(fit_module, datamodule=fit_dm)
     (out / f"rank{{trainer.global_rank}}.json").write_text(json.dumps(
         {{"world_size": trainer.world_size, "local": counts[0], "AP": module.last_val_stats["AP"],
-          "fit_steps": fitter.global_step, "train_indices": seen}}))
+          "scored": len(scored), "fit_steps": fitter.global_step, "train_indices": seen}}))
 """)
 
 
@@ -102,6 +106,7 @@ def test_ddp_validation_gathers_each_instance_once(synthetic_root, tmp_path):
         np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-3)
         assert a["score"] == pytest.approx(b["score"], abs=1e-5)
     # training under DDP: two steps on each rank, on different samples
+    assert [r["scored"] for r in ranks] == [1, 0]  # COCO's evaluation on rank 0; rank 1 takes its numbers
     assert [r["fit_steps"] for r in ranks] == [2, 2]
     assert len(ranks[0]["train_indices"]) == len(ranks[1]["train_indices"]) == 8
     assert not set(ranks[0]["train_indices"]) & set(ranks[1]["train_indices"])

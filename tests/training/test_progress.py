@@ -19,7 +19,8 @@ TRAIN_TO_FILE = [
     "experiment=quickstart", "data.synthetic.num_train=24", "+trainer.limit_train_batches=6",
     "data.synthetic.num_val=8", "data.batch_size=8",
     "data.input_size=[64,96]", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1",
-    "callbacks.progress_bar.every_n_steps=4", "callbacks.last_every_n_steps.every_n_train_steps=5",
+    "callbacks.progress_bar.every_n_steps=4", "callbacks.last_every_interval.minutes=1e-6",
+    "callbacks.last_every_interval.check_every_n_steps=5",
 ]
 STEP_LINE = re.compile(
     r"^epoch (\d+)/2  step (\d+)/(\d+)  loss (\d+\.\d+)  lr (\d\.\d\de[-+]\d\d)  (\d+\.\d) img/s  ETA (\d+:\d\d:\d\d)$"

@@ -40,6 +40,7 @@ from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
 from rsn_lightning.models.checkpoint import TEST_SETTINGS, authors_codec, authors_test_settings
 from rsn_lightning.models.fuse import inference_network
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.strict_device import to_device
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ class Predictor:
         """Normalised crops [N, 3, H, W] -> heatmaps [N, K, H/4, W/4] (flip test if enabled)."""
         out = []
         for start in range(0, batch.shape[0], self.batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(batch[start:start + self.batch_size])).to(self.device)
+            x = to_device(torch.from_numpy(np.ascontiguousarray(batch[start:start + self.batch_size])), self.device,
+                          module=self.net)
             x = x.contiguous(memory_format=torch.channels_last)
             if self.settings["flip"]:
                 hm = flip_test(self.net, x, self.spec.flip_index, bool(self.settings["flip_shift"]))

@@ -27,12 +27,17 @@ class ValidationPredictions(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update(self, **fields) -> None:
-        """One batch: every name of ``FIELDS``, arrays or tensors with the instances first."""
+        """One batch: every name of ``FIELDS``, arrays or tensors (on any device) with the instances first.
+        The states live on the metric's device (the module's), where DDP gathers them."""
         if set(fields) != set(FIELDS):
             raise ValueError(f"expected the fields {FIELDS}, got {sorted(fields)}")
         for name, value in fields.items():
             dtype = torch.int64 if name in ("image_id", "index") else torch.float32
-            getattr(self, name).append(torch.as_tensor(np.asarray(value), dtype=dtype, device=self.device))
+            if isinstance(value, torch.Tensor):  # a device tensor has no host array to take
+                state = value.detach().to(device=self.device, dtype=dtype)
+            else:
+                state = torch.as_tensor(np.asarray(value), dtype=dtype, device=self.device)
+            getattr(self, name).append(state)
 
     def compute(self) -> dict[str, np.ndarray]:
         """Every rank's instances, each sample index once (its first occurrence), in the order added."""

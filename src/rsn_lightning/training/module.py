@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from rsn_lightning import strict_device
 from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.config_checks import UserFacingError
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
@@ -67,7 +68,13 @@ class RSNLitModule(pl.LightningModule):
         # a NaN/Inf loss: "stop" saves last.ckpt (weights from before the step) and stops with an error;
         # "skip" leaves the step out (no update) and counts it
         self.nonfinite_loss = nonfinite_loss
-        self.nonfinite_steps = 0
+        # on the device, so the training step never waits for its loss: how many steps had a non-finite loss,
+        # the first of them, and whether one is in the current gradient-accumulation window; the host reads
+        # them every trainer.log_every_n_steps steps (_check_nonfinite)
+        self.register_buffer("_nonfinite_count", torch.zeros((), dtype=torch.int64), persistent=False)
+        self.register_buffer("_first_nonfinite_step", torch.full((), -1, dtype=torch.int64), persistent=False)
+        self.register_buffer("_window_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
+        self._nonfinite_reported = 0
         self.net = net
         # the run's one codec (rsn-train gives the DataModule the same object); None: the DataModule's
         self._codec = codec
@@ -135,32 +142,101 @@ class RSNLitModule(pl.LightningModule):
         # joints[..., 2] is 0/1/2 after augmentation; target_weight zeroes joints that left the crop
         return batch["joints"][..., 2] * batch["target_weight"]
 
+    # RSN_STRICT_DEVICE=1: the batch (already on the device) behaves like a GPU's toward host code
+    # (strict_device.py). In place, in the batch hooks: overriding transfer_batch_to_device would make
+    # Lightning warn on every run with a DataModule
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if strict_device.enabled() and isinstance(batch, dict):
+            batch.update(strict_device.to_device(batch, module=self))
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.on_train_batch_start(batch, batch_idx)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self._outputs_all(batch["image"])
         total, parts = self.criterion(outputs, batch["heatmaps"], self._visibility(batch))
-        # every rank takes the same decision, so a skip never leaves DDP ranks waiting for each other
-        if not self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(total)), all=True):
-            return self._on_nonfinite_loss(batch_idx)
+        nonfinite = ~torch.isfinite(total.detach())
+        if not self._skip_on_device(nonfinite, batch_idx):
+            # no optimiser step that can skip on the device: decide on the host, one sync per step; every rank
+            # takes the same decision, so a skip never leaves DDP ranks waiting for each other
+            if self.trainer.strategy.reduce_boolean_decision(bool(nonfinite), all=False):
+                return self._on_nonfinite_loss(batch_idx)
         bs = batch["image"].shape[0]
-        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        # logged tensors stay on the device and Lightning reads them at its logging steps; not prog_bar=True,
+        # which Lightning reads at every step (a host sync): the progress bars show the loss every
+        # trainer.log_every_n_steps themselves (training/progress.py)
+        self.log("train/loss", total, batch_size=bs)
         self.log_dict({f"train/{k}": v for k, v in parts.items()}, batch_size=bs)
         return total
 
+    def _skip_on_device(self, nonfinite: torch.Tensor, batch_idx: int) -> bool:
+        """With a fused optimiser, a step whose loss is NaN/Inf is left out on the device: its ``found_inf``
+        (what GradScaler hands a fused step under fp16) makes the kernel skip the update and the step count,
+        and nothing waits for the loss. False where the optimiser has no such step."""
+        optimizer = self.optimizers(use_pl_optimizer=False) if self._trainer is not None else None
+        if not isinstance(optimizer, torch.optim.Optimizer) or not optimizer.defaults.get("fused"):
+            return False
+        if batch_idx % max(1, int(self.trainer.accumulate_grad_batches)) == 0:
+            self._window_nonfinite.zero_()
+        self._window_nonfinite |= nonfinite
+        self._nonfinite_count += nonfinite
+        self._first_nonfinite_step.copy_(torch.where(nonfinite & (self._first_nonfinite_step < 0),
+                                                     self.global_step, self._first_nonfinite_step))
+        optimizer.found_inf = self._window_nonfinite.float()
+        return True
+
+    @property
+    def nonfinite_steps(self) -> int:
+        """Training steps with a NaN/Inf loss so far (reads the device counter: a host sync)."""
+        return int(self._nonfinite_count)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        every = max(1, int(self.trainer.log_every_n_steps))
+        if self.trainer.global_step % every == 0 or batch_idx + 1 == self.trainer.num_training_batches:
+            self._check_nonfinite()
+
+    def on_train_end(self) -> None:
+        self._check_nonfinite()
+
+    def _check_nonfinite(self) -> None:
+        """Every ``trainer.log_every_n_steps`` steps, at each epoch's end and at the fit's end: act on the
+        steps whose loss was NaN/Inf since the last check (the one host sync of the policy)."""
+        count, first = int(self._nonfinite_count), int(self._first_nonfinite_step)
+        new = count - self._nonfinite_reported
+        if not self.trainer.strategy.reduce_boolean_decision(new > 0, all=False):
+            return
+        self._nonfinite_reported = count
+        where = f"step {first}" + (f" and {count - 1} more step(s) up to step {self.global_step - 1}"
+                                   if count > 1 else "") if first >= 0 else f"a step before {self.global_step}"
+        if self.nonfinite_loss == "skip":
+            log.warning("NaN/Inf loss at %s: left out (%d step(s) so far; model.nonfinite_loss=skip)", where, count)
+            self.log("train/nonfinite_steps", float(count), batch_size=1)
+            return
+        saved = self._save_last("weights without those steps' updates saved to")
+        raise NonFiniteLossError(
+            f"the training loss is NaN/Inf at {where} (found at step {self.global_step}); their updates were left "
+            f"out; {saved}. Lower model.optimizer.lr, check the data, or set model.nonfinite_loss=skip to leave "
+            "such steps out")
+
+    def _save_last(self, what: str) -> str:
+        callback = self.trainer.checkpoint_callback
+        if callback is None or not callback.dirpath:
+            return "no checkpoint folder configured"
+        path = Path(callback.dirpath) / "last.ckpt"
+        self.trainer.save_checkpoint(path)
+        return f"{what} {path}"
+
     def _on_nonfinite_loss(self, batch_idx: int) -> None:
-        self.nonfinite_steps += 1
+        self._nonfinite_count += 1
+        self._nonfinite_reported += 1
         where = f"step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
         if self.nonfinite_loss == "skip":
             log.warning("NaN/Inf loss at %s: step skipped (%d so far; model.nonfinite_loss=skip)", where,
-                        self.nonfinite_steps)
-            self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=1)
+                        self._nonfinite_reported)
+            self.log("train/nonfinite_steps", float(self._nonfinite_reported), batch_size=1)
             return None
-        saved = "no checkpoint folder configured"
-        callback = self.trainer.checkpoint_callback
-        if callback is not None and callback.dirpath:
-            path = Path(callback.dirpath) / "last.ckpt"
-            # the weights are still those before this step: a usable checkpoint to resume or inspect
-            self.trainer.save_checkpoint(path)
-            saved = f"weights before this step saved to {path}"
+        # the weights are still those before this step: a usable checkpoint to resume or inspect
+        saved = self._save_last("weights before this step saved to")
         raise NonFiniteLossError(
             f"the training loss is NaN/Inf at {where}; {saved}. Lower model.optimizer.lr, check the data, "
             "or set model.nonfinite_loss=skip to leave such steps out")
@@ -202,15 +278,23 @@ class RSNLitModule(pl.LightningModule):
         return {"coords": coords, "scores": scores}
 
     def on_validation_epoch_end(self) -> None:
-        from rsn_lightning.evaluation.validation import coco_validation, mpii_validation
-
         if self.trainer.sanity_checking:
             return
         preds = self.predictions.compute()  # every rank's, each sample once
         if not preds:
             return
         base = Path(self.output_dir) if self.output_dir else Path(self.trainer.default_root_dir)
-        path = base / "results" / f"val_epoch{self.current_epoch:03d}.json" if self.trainer.is_global_zero else None
+        stats = None
+        # scored once, on rank 0 (every rank holds the gathered predictions); the others take its numbers
+        if self.trainer.is_global_zero:
+            stats = self._score(preds, base / "results" / f"val_epoch{self.current_epoch:03d}.json")
+        stats = self.trainer.strategy.broadcast(stats, src=0)
+        self.last_val_stats = stats
+        self.log_dict({f"val/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+
+    def _score(self, preds: dict, path: Path) -> dict[str, float]:
+        from rsn_lightning.evaluation.validation import coco_validation, mpii_validation
+
         dm, test = self._datamodule, self.test_cfg
         if getattr(dm, "dataset_kind", "coco") == "mpii":
             names = [dm.val_dataset.records[i]["image_name"] for i in preds["index"]]
@@ -220,11 +304,9 @@ class RSNLitModule(pl.LightningModule):
             stats = coco_validation(preds, dm.val_ann_file, self.keypoint_spec.sigmas, test["rescore"],
                                     test["score_threshold"], test["oks_nms"], test["nms_threshold"],
                                     results_path=path)
-        if path is not None:
-            log.info("validation: %s (predictions in %s)",
-                     ", ".join(f"{k} {stats[k]:.4f}" for k in ("AP", "PCKh") if k in stats), path)
-        self.last_val_stats = stats
-        self.log_dict({f"val/{k}": float(v) for k, v in stats.items()}, sync_dist=False, rank_zero_only=False)
+        log.info("validation: %s (predictions in %s)",
+                 ", ".join(f"{k} {stats[k]:.4f}" for k in ("AP", "PCKh") if k in stats), path)
+        return {k: float(v) for k, v in stats.items()}
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

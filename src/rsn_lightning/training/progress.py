@@ -31,7 +31,42 @@ def progress_bar(every_n_steps: int = 50, terminal: bool | None = None) -> Progr
     """The rich bar when stdout is a terminal (``terminal=None`` asks stdout), else ``PlainProgress``."""
     if terminal is None:
         terminal = sys.stdout.isatty()
-    return RichProgressBar() if terminal else PlainProgress(every_n_steps)
+    return RichProgress(every_n_steps) if terminal else PlainProgress(every_n_steps)
+
+
+class RichProgress(RichProgressBar):
+    """Lightning's rich bar, with the training loss and the logged numbers read every ``every_n_steps``
+    training batches. Reading them turns tensors into Python numbers, which on a GPU waits for the step to
+    finish: Lightning's bar reads them at every batch, and so does Lightning for every metric logged with
+    ``prog_bar=True``, which is why the module logs none and this bar shows the step's loss itself. The bar
+    itself moves at every batch."""
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        super().__init__()
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self._metrics_due = True
+        self._loss: float | None = None
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        if self._loss is not None:
+            metrics["train/loss"] = f"{self._loss:.4f}"
+        return metrics
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self._metrics_due = (batch_idx + 1) % self.every_n_steps == 0 or batch_idx + 1 == self.total_train_batches
+        if self._metrics_due:
+            self._loss = _loss(outputs)
+        try:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        finally:
+            self._metrics_due = True
+
+    def _update_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._metrics_due:
+            super()._update_metrics(trainer, pl_module)
 
 
 class PlainProgress(ProgressBar):
