@@ -46,3 +46,12 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, num_train=24, num_val=8, seed=0)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_index_cache(tmp_path_factory):
+    """The datasets' index cache (data/index_cache.py) of in-process tests in a temporary folder, not the
+    user's ~/.cache (tests/data/conftest.py gives each data test an empty one of its own)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RSN_CACHE_DIR", str(tmp_path_factory.mktemp("rsn_cache")))
+        yield

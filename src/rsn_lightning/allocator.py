@@ -20,6 +20,12 @@ turns it off, and it is not applied where the user already set glibc's own mallo
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``, or
 ``glibc.malloc`` in ``GLIBC_TUNABLES``) or where the C library is not glibc (macOS, Windows, musl):
 there it does nothing.
+
+Only a loop that computes on the CPU gains from it: on a GPU the activations live in the device's memory
+(PyTorch's CUDA caching allocator already keeps and reuses them), and the host side of a step allocates
+little, so keeping freed host memory would only raise every rank's resident memory. ``keep_freed_memory``
+therefore takes the run's device (a Lightning accelerator or a torch device string) and leaves glibc's
+defaults alone unless it resolves to the CPU.
 """
 
 from __future__ import annotations
@@ -42,13 +48,38 @@ _USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_T
 _state: str | None = None
 
 
-def keep_freed_memory() -> str:
-    """Apply the settings once per process (the console scripts call this first); returns what was done,
-    a short phrase that rsn-bench records with its machine information."""
+def compute_device_type(device: str | None) -> str:
+    """The torch device type a run computes on, from a Lightning accelerator (``trainer.accelerator``:
+    cpu, gpu, cuda, mps, auto) or a torch device string (``cfg.device`` of rsn-predict, ``--device`` of
+    rsn-bench: auto, cpu, cuda, cuda:1, ...). ``auto``/None/'': cuda when torch sees a GPU, else mps when
+    there is one, else cpu, as Lightning's and the predictor's ``auto`` choose."""
+    name = str(device or "auto").strip().lower()
+    if name == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
+    name = name.split(":", 1)[0]
+    return "cuda" if name == "gpu" else name
+
+
+def keep_freed_memory(device: str | None = "cpu") -> str:
+    """Apply the settings once per process when the run computes on the CPU (the console scripts call
+    this first with their device setting; see ``compute_device_type``); returns what was done, a short
+    phrase that the apps log and rsn-bench records with its machine information."""
     global _state
-    if _state is None:
-        _state = _apply()
-        log.debug("allocator: %s", _state)
+    if _state is not None:
+        return _state  # applied earlier in this process: mallopt settings cannot be undone
+    device_type = compute_device_type(device)
+    if device_type != "cpu":
+        # not remembered: a later CPU loop in the same process (a test, a notebook) may still apply them
+        state = f"default (computing on {device_type})"
+        log.debug("allocator: %s", state)
+        return state
+    _state = _apply()
+    log.debug("allocator: %s", _state)
     return _state
 
 

@@ -14,7 +14,7 @@ import torch
 
 from rsn_lightning.data.coco import CocoKeypointDataset
 from rsn_lightning.data.datamodule import PoseDataModule
-from rsn_lightning.data.image_cache import cache_images
+from rsn_lightning.data.image_cache import GIB, cache_images
 from rsn_lightning.data.transforms import TopDownTransform
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 
@@ -154,3 +154,36 @@ def test_images_larger_than_the_annotation_says_stop_at_the_budget(tmp_path, cap
         assert cache_images(ds, 0.001, "mini") is None  # 1 MiB: 2 x 57,600 bytes expected, 5.8 MB found
     assert ds.decoded is None and "more than the annotation file's sizes say" in caplog.text
     assert cache_images(ds, 0.01, "mini") is not None and ds.decoded is not None
+
+
+def test_the_budget_is_the_nodes_shared_by_its_ranks_train_split_first(synthetic_root, caplog):
+    import pytorch_lightning as pl
+
+    # decoded, the 24 train images take 7.96 MB (0.0074 GiB) and the 8 val images 2.65 MB (0.0025 GiB)
+    budget = 0.02
+    single = _datamodule(synthetic_root, image_cache_gib=budget)
+    single.setup("fit")
+    assert single.processes_on_this_node() == 1 and single.image_cache_share_gib() == budget
+    assert single.train_dataset.decoded is not None and single.val_dataset.decoded is not None
+    # a real Trainer of 4 processes on this node (built, not launched): Lightning attaches it before setup
+    four = _datamodule(synthetic_root, image_cache_gib=budget)
+    four.trainer = pl.Trainer(accelerator="cpu", devices=4, strategy="ddp", logger=False,
+                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    with caplog.at_level(logging.INFO, logger="rsn_lightning.data.image_cache"):
+        four.setup("fit")
+    assert four.processes_on_this_node() == 4 and four.image_cache_share_gib() == budget / 4
+    # 0.005 GiB a process: the train split does not fit, the val split does
+    assert four.train_dataset.decoded is None and four.val_dataset.decoded is not None
+    assert "coco train: decoding images from disk: its 24 images would take 0.0 GiB decoded, more than 0.005 GiB " \
+           "per process: data.image_cache_gib=0.02 on this node / 4 processes" in caplog.text
+
+
+def test_the_val_split_gets_what_the_train_split_left(synthetic_root, caplog):
+    # room for the train split's 0.00742 GiB and, after it, less than the val split's 0.0025 GiB
+    dm = _datamodule(synthetic_root, image_cache_gib=0.009)
+    with caplog.at_level(logging.INFO, logger="rsn_lightning.data.image_cache"):
+        dm.setup("fit")
+    assert dm.train_dataset.decoded is not None and dm.val_dataset.decoded is None
+    assert dm.train_dataset.decoded.nbytes == 24 * 384 * 288 * 3 and 0.009 - 24 * 384 * 288 * 3 / GIB < 0.0025
+    assert "coco val: decoding images from disk: its 8 images would take 0.0 GiB decoded, more than 0.00158 GiB " \
+           "left of data.image_cache_gib=0.009 after the train split" in caplog.text

@@ -82,12 +82,14 @@ def format_metrics_table(stats: dict, title: str = "COCO keypoint evaluation") -
 
 
 def start_run(cfg: DictConfig) -> None:
-    """What every app does first: fail on missing values, keep freed memory in the process (allocator.py),
+    """What every app does first: fail on missing values, keep freed memory in the process when the
+    trainer computes on the CPU (allocator.py; ``trainer.accelerator``, ``auto`` when there is none),
     then seed everything (data workers too)."""
     import pytorch_lightning as pl
 
     check_config(cfg)
-    log.info("memory allocator: %s", keep_freed_memory())
+    trainer_cfg = cfg.get("trainer") or {}
+    log.info("memory allocator: %s", keep_freed_memory(trainer_cfg.get("accelerator", "auto")))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 

@@ -277,7 +277,7 @@ def predict(cfg: DictConfig) -> PredictionRun:
     from rsn_lightning.inference.predictor import Predictor
 
     validate_config(cfg, "predict")
-    log.info("memory allocator: %s", keep_freed_memory())
+    log.info("memory allocator: %s", keep_freed_memory(cfg.device))
     inputs = list(cfg.input) if isinstance(cfg.input, ListConfig) else cfg.input
     test = {k: OmegaConf.to_container(v) if isinstance(v, ListConfig) else v for k, v in cfg.test.items()}
     predictor = Predictor(cfg.ckpt_path, device=cfg.device, batch_size=cfg.batch_size,

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from rsn_lightning.config_checks import load_json
 from rsn_lightning.data.image_cache import DecodedImages
 from rsn_lightning.data.images import SkipReport, probe_image, read_image_checked
+from rsn_lightning.data.index_cache import load_or_build, pack_records, unpack_records
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,29 @@ class CocoKeypointDataset(TopDownDataset):
                  det_file=None, det_score_threshold: float = 0.0, min_labelled: int = 1,
                  check_images: bool = True, clip_boxes: bool = True, name: str | None = None):
         self.ann_file = str(ann_file)
+        self.det_file = str(det_file) if det_file else None
+        self.clip_boxes = clip_boxes
+        name = name or Path(ann_file).stem + (" (detections)" if det_file else "")
+        images = ImageIndex(image_dir, check_images)  # fails here on a missing folder, cached index or not
+        # parsed and checked once per node and annotation file version, then read (index_cache.py)
+        settings = {"image_dirs": [[str(d), os.path.abspath(d)] for d in images.dirs], "check_images": check_images,
+                    "clip_boxes": clip_boxes, "min_labelled": min_labelled,
+                    "num_keypoints": spec.num_keypoints if spec is not None else None,
+                    "det_score_threshold": float(det_score_threshold) if det_file else None}
+        files = [self.ann_file] + ([self.det_file] if self.det_file else [])
+        index = load_or_build("coco", files, settings, lambda: self._index(
+            spec, images, det_score_threshold, min_labelled), name)
+        category = index["category"]
+        spec = spec or spec_for_category(category)
+        self.category_id = category.get("id", 1)
+        records = unpack_records(index["records"])
+        skipped = SkipReport.from_state(name, index["skipped"])
+        super().__init__(records, spec, transform, name, skipped)
+        skipped.log(log, len(records))
+
+    def _index(self, spec, images: ImageIndex, det_score_threshold, min_labelled) -> dict:
+        """Parse the annotation (and detection) file and check every image: the cached index's payload."""
+        ann_file = self.ann_file
         coco = load_json(ann_file, "COCO annotation file")
         if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) \
                 or not isinstance(coco.get("annotations"), list):
@@ -241,21 +265,16 @@ class CocoKeypointDataset(TopDownDataset):
             raise ValueError(f"{ann_file}: category has {len(category['keypoints'])} keypoints but the "
                              f"keypoint set '{spec.name}' has {spec.num_keypoints}")
         self.category_id = category.get("id", 1)
-        self.det_file = str(det_file) if det_file else None
-        name = name or Path(ann_file).stem + (" (detections)" if det_file else "")
-        skipped = SkipReport(name)
-        images = ImageIndex(image_dir, check_images)
+        skipped = SkipReport("index")
         image_info = {}
         for im in coco["images"]:
             if isinstance(im, dict) and "id" in im and "file_name" in im:
                 image_info[im["id"]] = im
-        self.clip_boxes = clip_boxes
-        if det_file:
-            records = self._detections(det_file, det_score_threshold, image_info, images, spec, skipped)
+        if self.det_file:
+            records = self._detections(self.det_file, det_score_threshold, image_info, images, spec, skipped)
         else:
             records = self._annotations(coco["annotations"], image_info, images, spec, min_labelled, skipped)
-        super().__init__(records, spec, transform, name, skipped)
-        skipped.log(log, len(records))
+        return {"category": category, "records": pack_records(records), "skipped": skipped.state()}
 
     # ------------------------------------------------------------------ indexing
     def _image(self, image_id, image_info, images: ImageIndex, skipped: SkipReport, what: str):

@@ -14,9 +14,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import multiprocessing
+import os
 import random
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -30,7 +32,7 @@ from rsn_lightning.data.coco import (
     load_json,
     spec_for_category,
 )
-from rsn_lightning.data.image_cache import cache_images
+from rsn_lightning.data.image_cache import GIB, cache_images
 from rsn_lightning.data.loader import WatchedDataLoader
 from rsn_lightning.data.mpii import MPIIDataset
 from rsn_lightning.data.sampling import EpochSeededSampler
@@ -54,7 +56,19 @@ def _global_rank() -> int:
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed numpy, random and the dataset's transform per worker."""
+    """DataLoader ``worker_init_fn``: one compute thread per worker, then seed numpy, random and the
+    dataset's transform per worker.
+
+    The workers are the data pipeline's parallelism. Left alone, OpenCV (the decode, warpAffine, LUT and
+    colour conversions of every sample) starts its own pool of one thread per core in each worker: with
+    8 DDP ranks x 4-8 workers on a node that is 32-64 pools of as many threads as the node has cores,
+    contending with each other and with the training processes. ``cv2.setNumThreads(0)`` runs OpenCV's
+    functions sequentially in the calling thread (OpenCV's documentation of setNumThreads; getNumThreads
+    then reports 1). PyTorch's worker loop already sets one torch thread per worker before calling this
+    (torch/utils/data/_utils/worker.py); it is set again here so that it holds whatever the torch version.
+    """
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
     info = get_worker_info()
     seed = int(info.seed if info is not None else torch.initial_seed()) % (2**63)
     ss = np.random.SeedSequence([seed, _global_rank()])
@@ -85,8 +99,10 @@ class PoseDataModule(pl.LightningDataModule):
     ``synthetic``: ``{num_train, num_val, seed, image_size}`` makes ``prepare_data`` generate the
     synthetic set under ``root`` on first use. ``clip_boxes``: ``CLIP_BOXES`` (MPII has no boxes).
     ``codec``: the ``HeatmapCodec`` that encodes the targets (default: the authors' at ``input_size``).
-    ``image_cache_gib``: when training, each split whose decoded images fit in this many GiB is decoded
-    into memory once (``image_cache.py``); 0 never caches.
+    ``image_cache_gib``: when training, the decoded images of a split are held in memory once
+    (``image_cache.py``) when they fit this budget, which is the node's total: each of the node's training
+    processes (DDP ranks) gets an equal share, filled by the train split first and the val split with what
+    is left; 0 never caches.
     """
 
     def __init__(self, kind: str = "coco", root: str | None = None, layout: str | None = None,
@@ -246,28 +262,59 @@ class PoseDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         fit = stage in (None, "fit")
+        # this process's share of the node's image cache (data.image_cache_gib), spent by the train split
+        # first: its images are decoded once per person per epoch, the val split's only every few epochs
+        left = self.image_cache_share_gib() if fit else 0.0
         if fit and self.train_dataset is None:
             self.train_dataset = self.build_dataset("train")
             self._seed_main_process(self.train_dataset)
-            self._cache_images(self.train_dataset, "train")
+            left -= self._cache_images(self.train_dataset, "train", left, self._budget_note(left))
         if self.val_dataset is None:
             self.val_dataset = self.build_dataset("val")
             if fit:  # validated every few epochs; a one-pass evaluation decodes each image about once anyway
-                self._cache_images(self.val_dataset, "val")
+                note = self._budget_note(self.image_cache_share_gib())
+                if self.train_dataset is not None and self.train_dataset.decoded is not None:
+                    note = f"{left:.3g} GiB left of {note} after the train split"
+                self._cache_images(self.val_dataset, "val", left, note)
         for name, ds in (("train", self.train_dataset), ("val", self.val_dataset)):
             if ds is not None and len(ds) == 0:
                 raise ValueError(f"the {name} set is empty after skipping unusable entries: "
                                  "see the warnings above")
 
-    def _cache_images(self, ds, split: str) -> None:
+    def processes_on_this_node(self) -> int:
+        """How many training processes share this node's memory: the trainer's devices per node once
+        Lightning has attached it (before ``setup``), else torchrun's LOCAL_WORLD_SIZE, else 1."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return max(1, int(trainer.num_devices))
+        try:
+            return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        except ValueError:
+            return 1
+
+    def image_cache_share_gib(self) -> float:
+        """This process's share of ``data.image_cache_gib``, the budget of the whole node: each DDP rank
+        decodes its own copy of the images, so 8 ranks with their full budget each would hold 8 times it."""
+        return self.image_cache_gib / self.processes_on_this_node()
+
+    def _budget_note(self, share: float) -> str:
+        ranks = self.processes_on_this_node()
+        if ranks == 1:
+            return f"data.image_cache_gib={self.image_cache_gib:g}"
+        return (f"{share:.3g} GiB per process: data.image_cache_gib={self.image_cache_gib:g} on this node / "
+                f"{ranks} processes")
+
+    def _cache_images(self, ds, split: str, max_gib: float, budget: str) -> float:
+        """Decode the split into memory when it fits ``max_gib``; returns the GiB it took (0 if not held)."""
         # the start method the loader's workers will use (the platform's default unless one was set),
         # read without fixing it
         method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
         if self.num_workers > 0 and method != "fork":
             log.info("%s %s: images are decoded from disk: loader workers started by %r would each get a "
                      "copy of images held in memory", self.kind, split, method)
-            return
-        cache_images(ds, self.image_cache_gib, f"{self.kind} {split}")
+            return 0.0
+        decoded = cache_images(ds, max_gib, f"{self.kind} {split}", budget)
+        return decoded.nbytes / GIB if decoded is not None else 0.0
 
     def state_dict(self) -> dict:
         """The training order's generator, saved in checkpoints so a resumed run draws the batches and

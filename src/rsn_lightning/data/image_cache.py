@@ -6,7 +6,8 @@ the synthetic set, of the quickstart's ~1 ms of data work per crop), and with se
 and many epochs the same image is decoded dozens of times. Measured (docs/performance.md, "Fifth
 sitting"): the float32 quickstart took 7 min 45 s with the cache and 8 min 01 s without, with the same
 loss at every logged step, for 1.06 GB more peak memory (the 3,296 decoded images). Large sets (COCO,
-MPII) do not fit the budget and keep decoding from disk, in parallel in the loader's workers.
+MPII) do not fit the budget and keep decoding from disk, in parallel in the loader's workers. Each DDP rank
+is its own process with its own copy, so ``PoseDataModule`` hands each rank its share of the node's budget.
 
 The images are decoded in the main process before the loader's workers start: forked workers share the
 pages and never copy them (the arrays are read-only, so nothing writes to them). Where workers would be
@@ -62,15 +63,17 @@ def decoded_size(records: Iterable[dict]) -> tuple[int, int]:
     return len(sizes), sum(sizes.values())
 
 
-def cache_images(dataset, max_gib: float, name: str) -> DecodedImages | None:
+def cache_images(dataset, max_gib: float, name: str, budget: str | None = None) -> DecodedImages | None:
     """Decode every image of ``dataset`` (a ``TopDownDataset``) into memory and attach them when they take
-    at most ``max_gib`` GiB; otherwise leave it decoding from disk. Logs either decision."""
+    at most ``max_gib`` GiB; otherwise leave it decoding from disk. Logs either decision, naming the
+    budget as ``budget`` says where it came from (default: ``data.image_cache_gib=<max_gib>``)."""
+    budget = budget or f"data.image_cache_gib={max_gib:g}"
     count, size = decoded_size(dataset.records)
     if max_gib <= 0 or count == 0:
         return None
     if size > max_gib * GIB:
         log.info("%s: decoding images from disk: its %d images would take %.1f GiB decoded, more than "
-                 "data.image_cache_gib=%g", name, count, size / GIB, max_gib)
+                 "%s", name, count, size / GIB, budget)
         return None
     start = time.perf_counter()
     decoded = DecodedImages()
@@ -78,10 +81,10 @@ def cache_images(dataset, max_gib: float, name: str) -> DecodedImages | None:
         decoded.add(r["image_path"])
         # the sizes come from the annotation file when data.check_images is off, and may be wrong
         if decoded.nbytes > max_gib * GIB:
-            log.info("%s: decoding images from disk: its images take more than data.image_cache_gib=%g "
-                     "decoded (more than the annotation file's sizes say)", name, max_gib)
+            log.info("%s: decoding images from disk: its images take more than %s decoded (more than the "
+                     "annotation file's sizes say)", name, budget)
             return None
     dataset.decoded = decoded
-    log.info("%s: decoded its %d images into memory once (%.2f GiB, %.1f s; data.image_cache_gib=%g)",
-             name, len(decoded), decoded.nbytes / GIB, time.perf_counter() - start, max_gib)
+    log.info("%s: decoded its %d images into memory once (%.2f GiB, %.1f s; %s)",
+             name, len(decoded), decoded.nbytes / GIB, time.perf_counter() - start, budget)
     return decoded

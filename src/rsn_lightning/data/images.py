@@ -210,6 +210,20 @@ class SkipReport:
         if example and len(ex) < 3:
             ex.append(example)
 
+    def state(self) -> dict:
+        """The counts and examples, for a cached dataset index (``index_cache.py``)."""
+        return {"counts": dict(self.counts), "examples": {k: list(v) for k, v in self.examples.items()},
+                "joint_counts": dict(self.joint_counts),
+                "joint_examples": {k: list(v) for k, v in self.joint_examples.items()}}
+
+    @classmethod
+    def from_state(cls, name: str, state: dict) -> SkipReport:
+        """The report of a cached index, under this run's name: it logs what the indexing counted."""
+        report = cls(name)
+        report.counts, report.examples = dict(state["counts"]), dict(state["examples"])
+        report.joint_counts, report.joint_examples = dict(state["joint_counts"]), dict(state["joint_examples"])
+        return report
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -18,12 +18,14 @@ the head box; it equals ``scale * 200 / 6`` in the released files). It is the qu
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 from rsn_lightning.data.coco import ImageIndex, TopDownDataset, load_json, unlabel_outside
 from rsn_lightning.data.images import SkipReport
+from rsn_lightning.data.index_cache import load_or_build, pack_records, unpack_records
 from rsn_lightning.keypoints import MPII_KEYPOINTS, KeypointSpec
 
 log = logging.getLogger(__name__)
@@ -68,26 +70,27 @@ class MPIIDataset(TopDownDataset):
                  head_boxes=None, check_images: bool = True, require_joints: bool = True,
                  name: str | None = None, report_head_source: bool = True):
         self.ann_file = str(ann_file)
-        entries = load_json(ann_file, "MPII annotation file")
-        if not isinstance(entries, list):
-            raise ValueError(f"{ann_file} is not an MPII JSON list of persons")
         name = name or Path(ann_file).stem
-        skipped = SkipReport(name)
+        images = ImageIndex(image_dir, check_images)  # fails here on a missing folder, cached index or not
+        # parsed and checked once per node and annotation file version, then read (index_cache.py); the
+        # head boxes are applied after, so they are not part of the index
+        settings = {"image_dirs": [[str(d), os.path.abspath(d)] for d in images.dirs], "check_images": check_images,
+                    "require_joints": require_joints, "num_keypoints": spec.num_keypoints}
+        index = load_or_build("mpii", [self.ann_file], settings,
+                              lambda: self._index(spec.num_keypoints, images, require_joints), name)
+        skipped = SkipReport.from_state(name, index["skipped"])
         boxes, official = (None, {})
         if head_boxes is not None:
             boxes, official = load_head_boxes(head_boxes)
-            if len(boxes) != len(entries):
-                raise ValueError(f"{head_boxes} has {len(boxes)} head boxes for {len(entries)} persons in "
+            if len(boxes) != index["num_entries"]:
+                raise ValueError(f"{head_boxes} has {len(boxes)} head boxes for {index['num_entries']} persons in "
                                  f"{ann_file}: they must be in the same order")
         self.head_source = "head boxes" if boxes is not None else "head segment (fallback)"
-        images = ImageIndex(image_dir, check_images)
-        k = spec.num_keypoints
+        entry_head_boxes = index["entry_head_boxes"]
         records = []
-        for i, e in enumerate(entries):
-            rec = self._record(e, i, k, images, skipped, require_joints)
-            if rec is None:
-                continue
-            box = boxes[i] if boxes is not None else e.get("head_box")
+        for rec in unpack_records(index["records"]):
+            i = rec["entry"]
+            box = boxes[i] if boxes is not None else entry_head_boxes.get(i)
             rec["head_size"] = self._head_size(box, rec)
             if official:
                 rec["gt_joints"] = official["joints"][i].astype(np.float32)
@@ -102,6 +105,23 @@ class MPIIDataset(TopDownDataset):
         if boxes is None and report_head_source:
             log.info("%s: no head boxes given; PCKh uses the head segment |head_top - upper_neck| as the "
                      "head size (pass gt_valid.mat as head_boxes for the official numbers)", name)
+
+    def _index(self, k: int, images: ImageIndex, require_joints: bool) -> dict:
+        """Parse the annotation file and check every image: the cached index's payload."""
+        entries = load_json(self.ann_file, "MPII annotation file")
+        if not isinstance(entries, list):
+            raise ValueError(f"{self.ann_file} is not an MPII JSON list of persons")
+        skipped = SkipReport("index")
+        records, entry_head_boxes = [], {}
+        for i, e in enumerate(entries):
+            rec = self._record(e, i, k, images, skipped, require_joints)
+            if rec is None:
+                continue
+            if e.get("head_box") is not None:
+                entry_head_boxes[i] = e["head_box"]
+            records.append(rec)
+        return {"num_entries": len(entries), "records": pack_records(records), "skipped": skipped.state(),
+                "entry_head_boxes": entry_head_boxes}
 
     @staticmethod
     def _record(e, i, k, images: ImageIndex, skipped: SkipReport, require_joints: bool) -> dict | None:
