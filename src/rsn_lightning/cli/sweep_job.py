@@ -9,6 +9,8 @@
   this job's own overrides and folder.
 - :func:`share_machine`: jobs run side by side by the joblib launcher split the CPU threads, and on a
   GPU machine take disjoint GPUs.
+- A job stopped at SLURM's time-limit warning (training/requeue.py: last.ckpt saved, RequeueRequested) is
+  recorded as ``requeued``, its wandb run finished with exit code 0, and then requeued once.
 - :func:`requeued_checkpoint`: a SLURM job requeued after pre-emption or its time limit resumes from the
   newest checkpoint in its own folder.
 """
@@ -32,6 +34,8 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from rsn_lightning.evaluation.sweeps import JOB_RESULT
 from rsn_lightning.training.loggers import finish_wandb
+from rsn_lightning.training.requeue import RequeueRequested, requeue
+from rsn_lightning.training.requeue import uninstall as uninstall_requeue_handlers
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +140,14 @@ class JobRecord:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._slot is not None:
             self._slot.close()  # releases the GPU slot's lock
-        failed = exc is not None
+        requeued = isinstance(exc, RequeueRequested)
+        if requeued:
+            # stopped at SLURM's time-limit warning with last.ckpt saved: not a failure; the requeued start
+            # resumes from it (requeued_checkpoint) in this folder and rewrites this record
+            self.result["status"] = "requeued"
+            self.result["checkpoint"] = exc.checkpoint
+            self.result["requeued_at_step"] = exc.step
+        failed = exc is not None and not requeued
         if failed:
             self.result["status"] = "failed"
             self.result["error"] = "".join(traceback.format_exception_only(exc_type, exc)).strip()
@@ -147,17 +158,40 @@ class JobRecord:
         self.result["images_per_s"] = self.callback.throughput
         self.result["wall_time_s"] = round(time.monotonic() - self.started, 2)
         if rank_zero_only.rank == 0:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / JOB_RESULT).write_text(json.dumps(self.result, indent=2) + "\n")
+            self._write()
+            # exit code 0 when requeued: the run is not failed, and the requeued start continues it (same id)
             finish_wandb({"status": self.result["status"], "params_m": self.result["params_m"],
                           "gflops": self.result["gflops"], "images_per_s": self.result["images_per_s"],
                           **{f"best/{k}": v for k, v in self.result["best"].items()}}, failed=failed)
+        if requeued:
+            self._requeue(exc)
+            return True
+        uninstall_requeue_handlers()
         if failed and self.multirun and isinstance(exc, Exception):
             # keep the sweep going: the summary at its end lists this job as failed, with the error
             log.error("job %s failed (the sweep goes on; its summary keeps the error):\n%s", self.output_dir,
                       "".join(traceback.format_exception(exc_type, exc, tb)))
             return True
         return False
+
+    def _write(self) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / JOB_RESULT).write_text(json.dumps(self.result, indent=2) + "\n")
+
+    def _requeue(self, request: RequeueRequested) -> None:
+        """After the record and the wandb run are closed (``scontrol requeue`` ends this start soon): requeue
+        once, on rank 0. Submitit's handler exits the process (SystemExit) once it has requeued; when it
+        refuses (timed out ``max_num_timeout`` times) the record says so and its error ends the job."""
+        try:
+            if rank_zero_only.rank == 0:
+                requeue(request)
+        except Exception as e:
+            self.result["status"] = "failed"
+            self.result["error"] = f"stopped at the time-limit signal but not requeued: {e}"
+            self._write()
+            raise
+        finally:
+            uninstall_requeue_handlers()
 
     def share_machine(self, cfg: DictConfig) -> None:
         self._slot = share_machine(cfg)

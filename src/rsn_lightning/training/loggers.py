@@ -36,13 +36,25 @@ def wandb_server_unreachable(timeout_s: float) -> str | None:
     return None
 
 
+_RANK_VARIABLES = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK")
+
+
+def is_global_rank_zero_from_env() -> bool:
+    """Whether this process is global rank 0, before any Trainer exists, from the variables the launchers set:
+    torchrun (RANK, LOCAL_RANK, GROUP_RANK), SLURM tasks (SLURM_PROCID), Lightning's re-launch of the other
+    ranks (LOCAL_RANK, NODE_RANK; SLURM_PROCID is then inherited from the first process, so every variable
+    present must be 0). No variable: one process, rank 0."""
+    return all(int(os.environ.get(key) or 0) == 0 for key in _RANK_VARIABLES)
+
+
 def wandb_logger(save_dir: str, offline: bool | None = None, id: str | None = None, name: str | None = None,
                  group: str | None = None, tags=(), job_type: str | None = None, checkpoint: str | None = None,
                  connect_timeout_s: float = 10.0, **kwargs):
     """A WandbLogger for one Hydra job.
 
     - Offline when no API key is configured (no network surprise); with a key but no answer from the
-      server within ``connect_timeout_s``, offline too, with a warning saying how to sync later.
+      server within ``connect_timeout_s``, offline too, with a warning saying how to sync later. Only global
+      rank 0 asks the server (the run is rank 0's).
     - The run id derives from the output folder, so a job resumed in the same folder (``ckpt_path=last``,
       a SLURM requeue) continues the same wandb run.
     - ``name``/``group`` left null: the job's swept values (``num_stages=2,width_mult=0.5``) or the
@@ -56,7 +68,10 @@ def wandb_logger(save_dir: str, offline: bool | None = None, id: str | None = No
 
     if offline is None:
         offline = not _wandb_has_key()
-    if not offline and (reason := wandb_server_unreachable(connect_timeout_s)):
+    # the probe on global rank 0 only: the other ranks never start a run (WandbLogger's experiment is rank-zero
+    # only), so their online/offline setting is never used, and on a node without internet each would wait
+    # connect_timeout_s
+    if not offline and is_global_rank_zero_from_env() and (reason := wandb_server_unreachable(connect_timeout_s)):
         log.warning("wandb: no answer from the server within %.0f s (%s): logging OFFLINE to %s/wandb; upload "
                     "later with `wandb sync %s/wandb/offline-run-*`", connect_timeout_s, reason, save_dir, save_dir)
         offline = True
