@@ -13,6 +13,7 @@ import torch
 
 from rsn_lightning.cli.bench import _compile_break_even, bench_eval, gemm_ceiling, peak_memory_mb
 from rsn_lightning.models import count_macs, create_model
+from rsn_lightning.models.memory import estimate_training_memory
 
 RSN_BENCH = str(Path(sys.executable).with_name("rsn-bench"))
 REQUIRED = ("model", "input", "mode", "batch", "train_images_per_s", "infer_images_per_s", "gmac_per_image",
@@ -92,3 +93,61 @@ def test_compile_break_even_counts_the_images_that_pay_for_compiling():
     # 1/1 - 1/2 = 0.5 s per image: it has paid after 16 images; inference is not faster: it never pays
     assert "training: first call 10.0 s (compiling), then 2.0 against 1.0 images/s: pays after 16 images" in lines
     assert "inference: first call 3.0 s (compiling), then 4.0 against 4.0 images/s: never pays" in lines
+
+
+def _hook_measured_saved_bytes(net, x) -> int:
+    """The saved-for-backward bytes of a real forward, counted independently of memory.py: distinct buffers
+    by data pointer, parameters left out."""
+    params = {p.data_ptr() for p in net.parameters()}
+    saved = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in params:
+            saved[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x)
+    del out
+    return sum(saved.values())
+
+
+def test_memory_estimate_on_meta_equals_a_real_forward():
+    # NCHW: on CPU with channels-last, the row-wise batch norm (models/batchnorm.py) saves its own tensors;
+    # the meta device (and CUDA) run nn.BatchNorm2d, which a CPU forward also runs in NCHW
+    est = estimate_training_memory("rsn_tiny", (64, 96), batch=2, channels_last=False)
+    net = create_model("rsn_tiny").train()
+    measured = _hook_measured_saved_bytes(net, torch.randn(2, 3, 96, 64))
+    assert est.activation_bytes == measured
+    assert est.weight_bytes == 4 * sum(p.numel() for p in net.parameters())  # float32
+    assert est.total_bytes == 4 * est.weight_bytes + est.activation_bytes  # weights, grads, Adam's 2 moments
+
+
+def test_memory_estimate_scales_with_batch_and_input_area():
+    base = estimate_training_memory("rsn_tiny", (64, 64), batch=2).activation_bytes
+    # what does not scale (batch-norm statistics, the PRM's pooled vectors) is well under 1% at these sizes
+    assert estimate_training_memory("rsn_tiny", (64, 64), batch=6).activation_bytes == pytest.approx(3 * base, rel=0.01)
+    assert estimate_training_memory("rsn_tiny", (128, 128), batch=2).activation_bytes == pytest.approx(
+        4 * base, rel=0.02)
+
+
+def test_memory_estimate_of_the_largest_preset_through_rsn_bench(tmp_path):
+    proc = subprocess.run([RSN_BENCH, "--memory-estimate", "--experiments", "coco_4xrsn50_384x288", "quickstart"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", "PATH": str(Path(sys.executable).parent)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in proc.stdout.splitlines() if line.startswith("| coco") or line.startswith("| quickstart")}
+    big = rows["coco_4xrsn50_384x288"]
+    assert big[1:4] == ["4xrsn50", "384x288", "32"]
+    activations, total = float(big[5]), float(big[6])
+    # measured 33.37 GiB saved + 1.18 GiB weights/grads/Adam (docs/performance.md): more than a 32 GB V100,
+    # under a 40 GiB A100 with only ~5 GiB left for the CUDA context and backward's transient buffers
+    assert 30 < activations < total < 37
+    assert big[7:] == ["yes", "yes"]
+    assert rows["quickstart"][1:4] == ["rsn_tiny", "128x96", "32"] and float(rows["quickstart"][6]) < 1
+    bad = subprocess.run([RSN_BENCH, "--memory-estimate", "--experiments", "nope"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={"PATH": str(Path(sys.executable).parent)})
+    assert bad.returncode != 0 and "unknown experiment" in bad.stderr and "quickstart" in bad.stderr

@@ -540,7 +540,7 @@ def run(args) -> tuple[list[dict], dict]:
     from rsn_lightning.allocator import keep_freed_memory
     from rsn_lightning.training.precision import native_bf16
 
-    allocator = keep_freed_memory()  # as rsn-train, rsn-eval and rsn-predict run
+    allocator = keep_freed_memory(args.device)  # as rsn-train, rsn-eval and rsn-predict run
     dev = _device(args.device)
     say = print if not args.quiet else (lambda *a, **k: None)
     info = {"device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
@@ -595,11 +595,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="PATH", help="write the entries as a JSON list")
     p.add_argument("--markdown", default=None, metavar="PATH", help="write the tables as markdown (else printed)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--memory-estimate", action="store_true",
+                   help="print the float32 training-memory estimate of every conf/experiment preset at its per-GPU "
+                        "batch (saved activations + weights + grads + Adam, on the meta device) and exit")
+    p.add_argument("--experiments", nargs="+", default=None, metavar="NAME",
+                   help="with --memory-estimate: only these conf/experiment presets (default: all)")
     return p
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    if args.memory_estimate:
+        from rsn_lightning.cli.common import config_dir
+        from rsn_lightning.models.memory import memory_markdown, memory_table
+
+        try:
+            rows = memory_table(config_dir(), experiments=args.experiments)
+        except ValueError as err:
+            raise SystemExit(f"rsn-bench --experiments: {err}") from None
+        text = memory_markdown(rows)
+        if args.markdown:
+            Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.markdown).write_text(text)
+        print(text, end="")
+        return
     if len(args.input) % 2:
         raise SystemExit(f"rsn-bench: --input takes width height pairs, got {args.input}")
     entries, info = run(args)
