@@ -100,6 +100,10 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 trainer=ddp trainer.devices=8 "
     "model.net.num_stages=1,2,4": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
+    "rsn-train -m hydra/launcher=slurm hydra.launcher.partition=gpu hydra.launcher.timeout_min=1440 "
+    "hydra.launcher.mem_gb=200 experiment=coco_rsn18_256x192 trainer=ddp trainer.devices=4 "
+    "model.net.width_mult=0.5,1.0": Compose(
+        "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
     "rsn-train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 experiment=coco_rsn18_256x192 trainer=gpu "
     "model.net.width_mult=0.5,1.0": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="summary.csv"),
