@@ -164,6 +164,7 @@ def test_a_stop_that_cannot_be_requeued_is_recorded_as_failed_with_the_reason(tm
 
 def test_a_requeued_job_closes_its_wandb_run_as_not_failed_and_the_next_start_takes_the_same_run(tmp_path,
                                                                                                  monkeypatch):
+    import wandb
     from test_sweeps import wandb_runs
 
     from rsn_lightning.cli.sweep_job import JobRecord
@@ -176,6 +177,9 @@ def test_a_requeued_job_closes_its_wandb_run_as_not_failed_and_the_next_start_ta
     first = wandb_logger(save_dir=str(job), project="requeue_test")
     first.experiment.log({"train/loss": 1.0})
     _stop_for_requeue(JobRecord(_record_cfg(job)))  # no SLURM job: recorded, closed, nothing requeues it
+    # wandb's service writes the run file on its own schedule; a requeued job's process exits here, which
+    # shuts the service down and flushes the file: the same as teardown (else the read can race the write)
+    wandb.teardown()
     [run] = wandb_runs(job)
     assert (run["exit_code"], run["status"]) == (0, "requeued")
     assert wandb_logger(save_dir=str(job), project="requeue_test").version == first.version  # the same run id
