@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,3 +58,24 @@ def _session_index_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RSN_CACHE_DIR", str(tmp_path_factory.mktemp("rsn_cache")))
         yield
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real SLURM cluster on this machine for the ``slurm`` tests: scripts/local_slurm.sh (Debian's
+    slurm-wlm 22.05 with munge, slurmdbd and MariaDB; two node daemons, partitions ``cpu`` and ``short``),
+    started here if it is not running and stopped after the session. Skipped where it cannot run: the
+    packages are not installed (``bash scripts/local_slurm.sh install``, as root) or it does not start."""
+    script = PROJECT_ROOT / "scripts" / "local_slurm.sh"
+    if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
+        pytest.skip("no SLURM here: `bash scripts/local_slurm.sh install` (root, Debian) installs slurm-wlm")
+    if os.geteuid() != 0:
+        pytest.skip("the local SLURM cluster runs its daemons as root (scripts/local_slurm.sh)")
+    running = subprocess.run(["bash", str(script), "status"], capture_output=True, text=True).returncode == 0
+    if not running:
+        started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
+        if started.returncode != 0:
+            pytest.skip(f"the local SLURM cluster did not start: {(started.stdout + started.stderr)[-1500:]}")
+    yield script
+    if not running:
+        subprocess.run(["bash", str(script), "stop"], capture_output=True, text=True, timeout=120)

@@ -72,6 +72,12 @@ class Compose:
 
 
 @dataclass(frozen=True)
+class OnSlurm(Run):
+    """Run on the local SLURM cluster (scripts/local_slurm.sh, the ``slurm_cluster`` fixture; skipped
+    without it): the command submits its jobs there and waits for them, as on a user's login node."""
+
+
+@dataclass(frozen=True)
 class NotRun:
     reason: str
 
@@ -104,6 +110,12 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "hydra.launcher.mem_gb=200 experiment=coco_rsn18_256x192 trainer=ddp trainer.devices=4 "
     "model.net.width_mult=0.5,1.0": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
+    # docs/clusters.md: a cluster without GPUs, and the SLURM cluster on this machine
+    "rsn-train -m hydra/launcher=slurm_cpu trainer=ddp_cpu experiment=quickstart model.optimizer.lr=1e-3,2e-3": OnSlurm(
+        QUICK, expect="Sweep summary (2 jobs, 0 failed)"),
+    "bash scripts/local_slurm.sh start": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
+    "bash scripts/local_slurm.sh status": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
+    "bash scripts/local_slurm.sh stop": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
     "rsn-train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 experiment=coco_rsn18_256x192 trainer=gpu "
     "model.net.width_mult=0.5,1.0": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="summary.csv"),
@@ -352,6 +364,8 @@ def test_doc_command_runs_as_written(doc, command, tmp_path, request):
         else:
             _run_tool([*argv, "--cfg", "job"], tmp_path)
         return
+    if isinstance(how, OnSlurm):
+        request.getfixturevalue("slurm_cluster")
     for name in how.inputs:
         if name == "model.ckpt":
             shutil.copy2(request.getfixturevalue("quickstart_checkpoint"), tmp_path / "model.ckpt")
