@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# pytest-xdist workers (pyproject's addopts: -n) share the machine's cores: each worker's torch, and the
+# console scripts its tests start, get their share of threads. Two processes running 2-thread OpenMP
+# regions on 2 cores each wait on the other's threads, many times slower than 1 thread each.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("OMP_NUM_THREADS", _share)
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 
@@ -64,18 +74,24 @@ def _session_index_cache(tmp_path_factory):
 def slurm_cluster():
     """A real SLURM cluster on this machine for the ``slurm`` tests: scripts/local_slurm.sh (Debian's
     slurm-wlm 22.05 with munge, slurmdbd and MariaDB; two node daemons, partitions ``cpu`` and ``short``),
-    started here if it is not running and stopped after the session. Skipped where it cannot run: the
-    packages are not installed (``bash scripts/local_slurm.sh install``, as root) or it does not start."""
+    started here if it is not running. A session that started it stops it at its end; pytest-xdist workers
+    share one cluster and leave it running (``bash scripts/local_slurm.sh stop``; .ci/run stops it).
+    Skipped where it cannot run: the packages are not installed (``bash scripts/local_slurm.sh install``,
+    as root) or it does not start."""
+    import fcntl
+
     script = PROJECT_ROOT / "scripts" / "local_slurm.sh"
     if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
         pytest.skip("no SLURM here: `bash scripts/local_slurm.sh install` (root, Debian) installs slurm-wlm")
     if os.geteuid() != 0:
         pytest.skip("the local SLURM cluster runs its daemons as root (scripts/local_slurm.sh)")
-    running = subprocess.run(["bash", str(script), "status"], capture_output=True, text=True).returncode == 0
-    if not running:
-        started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
-        if started.returncode != 0:
-            pytest.skip(f"the local SLURM cluster did not start: {(started.stdout + started.stderr)[-1500:]}")
+    with open("/tmp/rsn-slurm.lock", "w") as lock:  # one start at a time across xdist workers
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running = subprocess.run(["bash", str(script), "status"], capture_output=True, text=True).returncode == 0
+        if not running:
+            started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
+            if started.returncode != 0:
+                pytest.skip(f"the local SLURM cluster did not start: {(started.stdout + started.stderr)[-1500:]}")
     yield script
-    if not running:
+    if not running and not os.environ.get("PYTEST_XDIST_WORKER"):
         subprocess.run(["bash", str(script), "stop"], capture_output=True, text=True, timeout=120)

@@ -269,3 +269,78 @@ def test_a_job_requeued_by_slurm_resumes_from_its_last_checkpoint(tmp_path):
     resumed = re.search(r"resuming from (\S+/job/checkpoints/last\S*\.ckpt)", output)
     assert resumed, output[-3000:]
     assert f"Restored all states from the checkpoint at {resumed[1]}" in output  # Lightning's own word
+
+
+def test_a_killed_sweep_run_again_skips_done_jobs_resumes_the_unfinished_one_and_summarises_all(tmp_path):
+    """The launching process killed mid-sweep (job 0 done, job 1 with its first checkpoint, job 2 not
+    started); the same command again finishes the sweep: job 0 skipped (its record kept), job 1 resumed
+    from its last.ckpt, job 2 run, the summary over all three. Another sweep in that folder is refused."""
+    import signal
+
+    from rsn_lightning.evaluation.sweeps import JOB_RESULT
+
+    args = ["-m", *TINY, "logger=csv", "trainer.max_epochs=2", "sweep_name=grid", "model.optimizer.lr=1e-3,2e-3,4e-3"]
+    folder = tmp_path / "logs" / "train" / "multiruns" / "grid"
+    first = subprocess.Popen([str(BIN / "rsn-train"), *args], cwd=tmp_path, env=user_env(tmp_path),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not ((folder / "0" / JOB_RESULT).is_file() and (folder / "1" / "checkpoints" / "last.ckpt").is_file()):
+        assert first.poll() is None and time.monotonic() < deadline, "the sweep ended before it was killed"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (folder / "1" / JOB_RESULT).exists() and not (folder / "2").exists()
+    job0 = (folder / "0" / JOB_RESULT).read_text()
+
+    again = rsn(tmp_path, "rsn-train", *args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    output = again.stdout + again.stderr
+    assert f"job {folder / '0'} finished in an earlier start of this sweep" in output
+    assert (folder / "0" / JOB_RESULT).read_text() == job0  # its record stands
+    last = folder / "1" / "checkpoints" / "last.ckpt"
+    assert f"resuming from {last}" in output
+    assert f"Restored all states from the checkpoint at {last}" in output  # Lightning's own word
+    assert [(r["job"], r["status"]) for r in load_summary(folder)] == [("0", "ok"), ("1", "ok"), ("2", "ok")]
+    assert "Sweep summary (3 jobs, 0 failed)" in again.stdout
+
+    other = rsn(tmp_path, "rsn-train", "-m", *TINY, "logger=csv", "sweep_name=grid", "model.optimizer.lr=1e-3,8e-3")
+    assert other.returncode == 2, other.stderr[-3000:]
+    assert f"error: the sweep folder {folder} holds another sweep" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_sigterm_mid_training_saves_that_step_records_stopped_and_ckpt_path_last_resumes_exactly(tmp_path):
+    """SIGTERM (pre-emption, scancel, kill) at a training step: last.ckpt of that step, the job recorded as
+    stopped, exit status 143; ckpt_path=last in its folder ends with the weights of a run never stopped."""
+    import signal
+
+    # the requeue callback (in the default callbacks) writes the checkpoint at SIGTERM
+    args = [*(a for a in TINY if not a.startswith(("+trainer.limit_train_batches", "callbacks="))),
+            "callbacks=[model_checkpoint,lr_monitor,throughput,requeue]", "+trainer.limit_train_batches=6",
+            "logger=csv", "trainer.max_epochs=3", "test=false"]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    stopped = subprocess.Popen([str(BIN / "rsn-train"), *args, "hydra.run.dir=run"], cwd=tmp_path,
+                               env=user_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not last.is_file():  # the first epoch's checkpoint: training has begun its second epoch
+        assert stopped.poll() is None and time.monotonic() < deadline, "the run ended before the signal"
+        time.sleep(0.05)
+    stopped.send_signal(signal.SIGTERM)
+    stdout, stderr = stopped.communicate(timeout=300)
+    assert stopped.returncode == 143, stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "job_result.json").read_text())
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    assert 6 <= step < 18 and record["status"] == "stopped", stderr[-3000:]
+    assert record["checkpoint"] == str(last.resolve()), stderr[-3000:]
+    assert record["error"] == f"stopped by SIGTERM at step {step}, {last.resolve()} saved"
+    assert f"stopped by SIGTERM at step {step}" in stdout and "Traceback" not in stdout + stderr
+
+    resumed = rsn(tmp_path, "rsn-train", *args, "hydra.run.dir=run", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restored all states from the checkpoint at {last.resolve()}" in resumed.stdout + resumed.stderr
+    straight = rsn(tmp_path, "rsn-train", *args, "hydra.run.dir=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    a = torch.load(last, map_location="cpu", weights_only=True)
+    b = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 18
+    for name, tensor in b["state_dict"].items():
+        assert torch.equal(a["state_dict"][name], tensor), name

@@ -34,7 +34,8 @@ def submitted_jobs() -> list[str]:
 @pytest.mark.parametrize(("overrides", "sbatch_says", "key"), [
     # the GPU launcher on a cluster whose nodes have no GPUs
     (["hydra/launcher=slurm"], "Invalid generic resource (gres) specification", "hydra/launcher=slurm_cpu"),
-    (["hydra/launcher=slurm_cpu", "hydra.launcher.partition=nosuch"], "Invalid partition name specified", "hydra.launcher.partition"),
+    (["hydra/launcher=slurm_cpu", "hydra.launcher.partition=nosuch"], "Invalid partition name specified",
+     "hydra.launcher.partition"),
     # the local cluster's nodes have 2 CPUs
     (["hydra/launcher=slurm_cpu", "hydra.launcher.cpus_per_task=8"], "More processors requested than permitted",
      "hydra.launcher.cpus_per_task"),

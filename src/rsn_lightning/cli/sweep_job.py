@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -30,11 +31,12 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from rsn_lightning.evaluation.sweeps import JOB_RESULT
 from rsn_lightning.training.loggers import finish_wandb
-from rsn_lightning.training.requeue import RequeueRequested, requeue
+from rsn_lightning.training.requeue import RequeueRequested, requeue, saved_at_sigterm
 from rsn_lightning.training.requeue import uninstall as uninstall_requeue_handlers
 
 log = logging.getLogger(__name__)
@@ -128,9 +130,49 @@ class JobRecord:
                        "images_per_s": None, "wall_time_s": None, "output_dir": str(self.output_dir),
                        "checkpoint": None}
         self._slot = None
+        self.earlier = self._earlier_result() if self.multirun else None
+        self.skipped = False
 
     def __enter__(self) -> JobRecord:
         return self
+
+    def _earlier_result(self) -> dict | None:
+        """This job's job_result.json from an earlier start of the same sweep (SweepSummary checked that
+        the sweep's swept values are the same), or None."""
+        path = self.output_dir / JOB_RESULT
+        try:
+            earlier = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if isinstance(earlier, dict) and earlier.get("overrides") == self.overrides:
+            return earlier
+        log.warning("%s is of other overrides (%s): this job starts afresh", path, earlier.get("overrides")
+                    if isinstance(earlier, dict) else "unreadable")
+        return None
+
+    def finished_before(self) -> dict | None:
+        """In a resumed sweep: this job's earlier result when it finished (status ok); the job is then
+        skipped and its job_result.json kept as it is."""
+        if self.earlier is not None and self.earlier.get("status") == "ok":
+            self.skipped = True
+            log.info("job %s finished in an earlier start of this sweep (final %s): skipped", self.output_dir,
+                     self.earlier.get("final"))
+            return self.earlier
+        return None
+
+    def unfinished_checkpoint(self) -> str | None:
+        """In a resumed sweep: the checkpoints/last.ckpt this job left when its sweep stopped (launcher
+        killed, node lost: no record, or ``requeued``); None for a job that failed (it runs again from
+        scratch: its error may be in the weights) or never saved one."""
+        last = self.output_dir / "checkpoints" / "last.ckpt"
+        if not self.multirun or not last.is_file():
+            return None
+        if self.earlier is not None and self.earlier.get("status") == "failed":
+            log.info("job %s failed in an earlier start of this sweep (%s): it runs again from scratch",
+                     self.output_dir, self.earlier.get("error"))
+            return None
+        log.info("job %s was unfinished in an earlier start of this sweep: resuming from %s", self.output_dir, last)
+        return str(last)
 
     def done(self, metrics: dict, checkpoint: str | None) -> None:
         self.result["final"] = {k.split("/", 1)[1]: _finite(v) for k, v in metrics.items() if k.startswith("val/")}
@@ -140,6 +182,18 @@ class JobRecord:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._slot is not None:
             self._slot.close()  # releases the GPU slot's lock
+        if self.skipped and exc is None:
+            uninstall_requeue_handlers()
+            return False  # its earlier job_result.json stands
+        terminated = isinstance(exc, SIGTERMException)
+        if terminated:
+            # SIGTERM (pre-emption, scontrol requeue, scancel, kill): not a failure of the job; the same
+            # command resumes it (a requeued SLURM job does so by itself)
+            saved = saved_at_sigterm()
+            self.result["status"] = "stopped"
+            self.result["checkpoint"] = saved[1] if saved else None
+            self.result["error"] = (f"stopped by SIGTERM at step {saved[0]}, {saved[1]} saved" if saved else
+                                    "stopped by SIGTERM (outside training: nothing saved)")
         requeued = isinstance(exc, RequeueRequested)
         if requeued:
             # stopped at SLURM's time-limit warning with last.ckpt saved: not a failure; the requeued start
@@ -147,7 +201,7 @@ class JobRecord:
             self.result["status"] = "requeued"
             self.result["checkpoint"] = exc.checkpoint
             self.result["requeued_at_step"] = exc.step
-        failed = exc is not None and not requeued
+        failed = exc is not None and not requeued and not terminated
         if failed:
             self.result["status"] = "failed"
             self.result["error"] = "".join(traceback.format_exception_only(exc_type, exc)).strip()
@@ -167,6 +221,10 @@ class JobRecord:
             self._requeue(exc)
             return True
         uninstall_requeue_handlers()
+        if terminated:
+            log.warning("%s: the same command resumes it (a requeued SLURM job resumes by itself; a single run "
+                        "with ckpt_path=last in its folder)", self.result["error"])
+            raise SystemExit(128 + signal.SIGTERM) from None
         if failed and self.multirun and isinstance(exc, Exception):
             # keep the sweep going: the summary at its end lists this job as failed, with the error
             log.error("job %s failed (the sweep goes on; its summary keeps the error):\n%s", self.output_dir,
@@ -201,11 +259,13 @@ _LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_S
 _ENV_BEFORE_FIRST_JOB: dict | None = None
 
 
-def relaunch_ranks_as_this_job() -> None:
+def relaunch_ranks_as_this_job(resume_from: str | None = None) -> None:
     """Make Lightning's DDP re-launch of the other ranks run this job, not the sweep: Lightning re-runs
     ``sys.argv`` (inside a multirun: ``-m`` and every swept value, which would start the whole sweep again
     in each rank) with ``hydra.run.dir`` (a multirun job lives in the sweep's folder, not there). So the
-    command line becomes this job's own overrides, in run mode, and the run folder this job's folder."""
+    command line becomes this job's own overrides, in run mode, and the run folder this job's folder;
+    ``resume_from``: the checkpoint this job resumes from in a resumed sweep, which the other ranks (in run
+    mode, they do not look for it) are given as ``ckpt_path``."""
     hydra_cfg = _hydra()
     if not _is_multirun(hydra_cfg):
         return
@@ -223,7 +283,8 @@ def relaunch_ranks_as_this_job() -> None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN"]
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task, "hydra.mode=RUN",
+                *([f"ckpt_path={resume_from}"] if resume_from else [])]
     with read_write(hydra_cfg), open_dict(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
 
@@ -307,5 +368,13 @@ def slurm_count(value, key: str) -> int:
                      f"set {key}=<GPUs per node>, e.g. {key}=8")
 
 
+def sweep_folder(sweep_name, timestamp: str) -> str:
+    """``${sweep_folder:${sweep_name},${now:...}}``: a named sweep's folder is its name (so that the same
+    command finds it again and resumes it), an unnamed one's the time it started."""
+    return str(sweep_name) if sweep_name not in (None, "") else timestamp
+
+
 if not OmegaConf.has_resolver("slurm_count"):
     OmegaConf.register_new_resolver("slurm_count", slurm_count)
+if not OmegaConf.has_resolver("sweep_folder"):
+    OmegaConf.register_new_resolver("sweep_folder", sweep_folder)

@@ -24,8 +24,10 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
     start_run(cfg)
     if record is not None:
         record.share_machine(cfg)
-    relaunch_ranks_as_this_job()
     ckpt_path = resolve_last_checkpoint(cfg) or requeued_checkpoint(cfg.paths.output_dir)
+    unfinished = record.unfinished_checkpoint() if record is not None and ckpt_path is None else None
+    relaunch_ranks_as_this_job(resume_from=unfinished)
+    ckpt_path = ckpt_path or unfinished
 
     # one codec: the DataModule encodes the targets with it, the module decodes with it, checkpoints record it
     codec = instantiate(cfg.codec)
@@ -87,6 +89,8 @@ def main(cfg: DictConfig) -> float | None:
     metrics = {}
     # job_result.json (also on failure), the wandb run finished; in a multirun a failure does not stop the sweep
     with JobRecord(cfg) as record:
+        if (earlier := record.finished_before()) is not None:  # a resumed sweep: this job is done
+            return (earlier.get("final") or {}).get(str(cfg.get("monitor", "val/AP")).split("/", 1)[-1])
         metrics, paths = train(cfg, record)
         record.done(metrics, paths["checkpoint"])
         print_report(metrics, paths, _report_title(paths.pop("evaluated"), paths["checkpoint"]))

@@ -22,6 +22,14 @@ for Lightning's own SLURM requeue uses SIGUSR1. Both are handled here:
 
 A signal that arrives while no training listens (data setup, the final evaluation) goes to the handler that
 was there before, as if this module were not installed.
+
+SIGTERM (SLURM's pre-emption, ``scontrol requeue``, ``scancel``, a plain ``kill``) is Lightning's: at the next
+step boundary, the same one on every rank (rank 0's flag is broadcast at each step under DDP), it raises
+``SIGTERMException``. :class:`RequeueOnSignal` then writes ``last.ckpt`` (in ``on_exception``, all ranks at
+that step) before the exception ends the fit, and ``JobRecord`` records the job as ``stopped`` with that
+checkpoint and ends the process with status 143: the same command resumes it (a requeued SLURM job, a
+resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's graceful shutdown with
+no checkpoint: it can arrive mid-step.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ class _SignalState:
         self.previous: dict[int, object] = {}  # the handler each signal had before ours
         self.received: int | None = None
         self.listening = 0  # trainers fitting with a RequeueOnSignal
+        self.saved_at_sigterm: tuple[int, str] | None = None  # (step, checkpoint) written at Lightning's SIGTERM
 
 
 _STATE = _SignalState()
@@ -169,6 +178,7 @@ class RequeueOnSignal(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _STATE.received = None
+        _STATE.saved_at_sigterm = None
         _STATE.listening += 1
         self._listening = True
         self._last_step = trainer.global_step
@@ -195,7 +205,16 @@ class RequeueOnSignal(pl.Callback):
         self._stop_listening()  # training is over: a late signal goes to the previous handler
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        listening = self._listening
         self._stop_listening()
+        # Lightning raises it at a step boundary, every rank at the same one: the state is whole, and saving
+        # (a barrier under DDP) meets every rank here
+        if isinstance(exception, SIGTERMException) and listening and trainer.training:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            _STATE.saved_at_sigterm = (trainer.global_step, str(self.path))
+            log.warning("SIGTERM: saved %s at step %d", self.path, trainer.global_step)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._stop_listening()
@@ -204,3 +223,8 @@ class RequeueOnSignal(pl.Callback):
         if self._listening:
             self._listening = False
             _STATE.listening -= 1
+
+
+def saved_at_sigterm() -> tuple[int, str] | None:
+    """(step, checkpoint) when the last fit of this process ended at SIGTERM with its state saved."""
+    return _STATE.saved_at_sigterm
