@@ -199,7 +199,8 @@ SlurmdTimeout=30
 SlurmctldTimeout=30
 InactiveLimit=30
 MessageTimeout=10
-KillWait=5
+# SIGTERM then SIGKILL after KillWait seconds: SLURM's default, as on a real cluster (the SIGTERM checkpoint must fit)
+KillWait=30
 MinJobAge=300
 Waittime=0
 JobRequeue=1

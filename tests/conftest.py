@@ -23,6 +23,12 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 SHARED_DIR = PROJECT_ROOT.parent / "shared"
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the cores, as most tests wait on a console script's start or a
+    scheduler's answer part of the time (pyproject's addopts caps it with --maxprocesses)."""
+    return (os.cpu_count() or 1) + 1
+
+
 def _shared_path(*parts: str) -> Path:
     path = SHARED_DIR.joinpath(*parts)
     if not path.exists():

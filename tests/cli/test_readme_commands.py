@@ -60,6 +60,9 @@ class Run:
     expect: str | None = None
     part: str | None = None
     part_reason: str | None = None  # why the rest of the command is not run
+    # a module fixture that runs exactly this command (with ``append``) for later commands: its run is this
+    # command's run, not repeated
+    ran_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     # README: Quickstart
     "bash scripts/setup.sh && .venv/bin/rsn-train experiment=quickstart": Run(
         QUICK, expect="Validation (last checkpoint)", part=".venv/bin/rsn-train experiment=quickstart",
-        part_reason="bash scripts/setup.sh creates .venv: CI runs it itself (.ci/run) before this test"),
+        part_reason="bash scripts/setup.sh creates .venv: CI runs it itself (.ci/run) before this test",
+        ran_by="quickstart_folder"),
     "bash scripts/setup.sh && .venv/bin/python -m pytest": NotRun(
         "the test suite itself: exactly what CI runs (.ci/run)"),
     # README: Installed as a package, and your own configs
@@ -113,6 +117,8 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     # docs/clusters.md: a cluster without GPUs, and the SLURM cluster on this machine
     "rsn-train -m hydra/launcher=slurm_cpu trainer=ddp_cpu experiment=quickstart model.optimizer.lr=1e-3,2e-3": OnSlurm(
         QUICK, expect="Sweep summary (2 jobs, 0 failed)"),
+    "rsn-train -m experiment=quickstart sweep_name=lr_grid model.optimizer.lr=1e-3,2e-3,4e-3": Run(
+        QUICK, expect="Sweep summary (3 jobs, 0 failed)"),
     "bash scripts/local_slurm.sh start": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
     "bash scripts/local_slurm.sh status": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
     "bash scripts/local_slurm.sh stop": NotRun("the slurm tests' fixture runs it (tests/conftest.py: slurm_cluster)"),
@@ -121,7 +127,7 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="summary.csv"),
     # README: Comparing runs (the sweep example, then the upload of its offline wandb runs)
     "rsn-train -m experiment=quickstart logger=many_loggers model.optimizer.lr=1e-3,2e-3,4e-3": Run(
-        QUICK, expect="summary.csv"),
+        QUICK, expect="summary.csv", ran_by="quickstart_sweep_folder"),
     "wandb sync logs/train/multiruns/*/*/wandb/offline-run-*": Run(
         ("--dry-run",), inputs=("quickstart sweep",), expect="Would sync 3 run(s)"),
     # README: Error analysis and notebooks (after the quickstart: its run folder in the working folder)
@@ -144,7 +150,8 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
         inputs=("model.ckpt", "photos/", "person_dets.json"), expect="people in 4 images"),
     "rsn-export model.ckpt model.onnx --input-size 192 256": Run(
         inputs=("model.ckpt",), expect="onnxruntime vs PyTorch"),
-    "rsn-bench --model rsn18 --input 192 256 --batch 32": Run(("--batch", "2", "--steps", "1"), expect="images/s"),
+    "rsn-bench --model rsn18 --input 192 256 --batch 32": Run(
+        ("--batch", "2", "--steps", "1", "--warmup", "0", "--rounds", "1"), expect="images/s"),
     # README: Performance (the benchmark of the README's table, on the tiny preset, 1 step, tiny evaluation)
     "rsn-bench --model rsn18 rsn50 --input 192 256 --batch 16 --eval-images 5000 --data-seconds 5 --json bench.json "
     "--markdown bench.md": Run(
@@ -277,11 +284,19 @@ RUN_INPUTS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
 }
 
 
+# what the fixtures below ran: argv -> its completed process (the README command's own run, ``ran_by``)
+FIXTURE_RUNS: dict[tuple[str, ...], subprocess.CompletedProcess] = {}
+
+
+def _run_for_later(argv: list[str], cwd: Path) -> None:
+    FIXTURE_RUNS[tuple(argv)] = _run_tool(argv, cwd)
+
+
 @pytest.fixture(scope="module")
 def quickstart_folder(tmp_path_factory) -> Path:
     """The folder the README's quickstart command (size-limited) ran in: its logs/ and data/."""
     cwd = tmp_path_factory.mktemp("quickstart")
-    _run_tool(["rsn-train", "experiment=quickstart", *QUICK], cwd)
+    _run_for_later(["rsn-train", "experiment=quickstart", *QUICK], cwd)
     return cwd
 
 
@@ -296,8 +311,8 @@ def quickstart_checkpoint(quickstart_folder) -> Path:
 def quickstart_sweep_folder(tmp_path_factory) -> Path:
     """The folder the README's sweep example (size-limited) ran in."""
     cwd = tmp_path_factory.mktemp("sweep")
-    _run_tool(["rsn-train", "-m", "experiment=quickstart", "logger=many_loggers",
-               "model.optimizer.lr=1e-3,2e-3,4e-3", *QUICK], cwd)
+    _run_for_later(["rsn-train", "-m", "experiment=quickstart", "logger=many_loggers",
+                    "model.optimizer.lr=1e-3,2e-3,4e-3", *QUICK], cwd)
     return cwd
 
 
@@ -375,7 +390,13 @@ def test_doc_command_runs_as_written(doc, command, tmp_path, request):
             INPUTS[name](tmp_path)
     line = how.part or command
     shell_line = f"{line} {shlex.join(how.append)}" if SHELL_SYNTAX.search(line) else None
-    proc = _run_tool([*argv, *how.append], tmp_path, shell_line=shell_line)
+    if how.ran_by:  # a fixture ran this very command for the commands after it
+        request.getfixturevalue(how.ran_by)
+        tool = [argv[0].removeprefix(".venv/bin/"), *argv[1:], *how.append]
+        assert tuple(tool) in FIXTURE_RUNS, f"{how.ran_by} does not run {shlex.join(tool)}"
+        proc = FIXTURE_RUNS[tuple(tool)]
+    else:
+        proc = _run_tool([*argv, *how.append], tmp_path, shell_line=shell_line)
     if how.expect:
         assert how.expect in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
 

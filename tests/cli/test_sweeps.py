@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from rsn_lightning.evaluation.sweeps import load_summary, summary_rows
 
@@ -34,6 +33,12 @@ TINY = [
 COLUMNS = ["job", "status", "model.net.output_gain", "model", "input_size", "num_stages", "width_mult", "prm",
            "params_m", "gflops", "final_AP", "final_AR", "best_AP", "best_AR", "images_per_s", "wall_time_s",
            "error", "output_dir"]
+
+
+def tiny_with(*overrides: str) -> list[str]:
+    """TINY with each of ``overrides`` in place of TINY's value for its key (or added)."""
+    keys = {o.split("=", 1)[0] for o in overrides}
+    return [*(a for a in TINY if a.split("=", 1)[0] not in keys), *overrides]
 
 
 def user_env(tmp: Path, **extra) -> dict:
@@ -200,25 +205,38 @@ def test_wandb_with_a_key_but_no_server_goes_offline_quickly(tmp_path):
     assert run["job_type"] == "train" and run["name"] == "quickstart"  # nothing swept: the experiment's name
 
 
-def hydra_config(tmp: Path, *overrides: str) -> dict:
-    proc = rsn(tmp, "rsn-train", *overrides, "--cfg", "all", "--resolve")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return yaml.safe_load(proc.stdout)["hydra"]
+def launcher_config(*overrides: str) -> dict:
+    """hydra.launcher as a job of ``rsn-train -m <overrides>`` gets it, resolved (composed in-process:
+    Hydra refuses ``-m`` with ``--cfg``)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import rsn_lightning.cli.sweep_job  # noqa: F401  (its resolvers, as rsn-train's import registers them)
+    from rsn_lightning.cli.common import config_dir
+
+    with initialize_config_dir(config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 
 def test_slurm_launcher_takes_its_size_from_the_trainer(tmp_path):
-    """`rsn-train -m hydra/launcher=slurm trainer=ddp trainer.devices=4 trainer.num_nodes=2` composed (Hydra
-    refuses -m with --cfg; the launcher's values resolve only with the whole config: --cfg all --resolve)."""
-    launcher = hydra_config(tmp_path, "hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                            "trainer.num_nodes=2")["launcher"]
+    """`rsn-train -m hydra/launcher=slurm trainer=ddp trainer.devices=4 trainer.num_nodes=2`: 2 nodes of 4 tasks
+    and 4 GPUs; any trainer, not only multinode; slurm_cpu asks for no GPUs; all devices (-1) is refused."""
+    launcher = launcher_config("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
     assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (4, 4, 2)
     assert launcher["max_num_timeout"] > 0  # requeued at the time limit: the job resumes from its last.ckpt
-    launcher = hydra_config(tmp_path, "hydra/launcher=slurm")["launcher"]  # any trainer, not only multinode
+    assert launcher["_target_"] == "hydra_plugins.rsn_lightning_launchers.SlurmLauncher"
+    launcher = launcher_config("hydra/launcher=slurm")
     assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["nodes"]) == (1, 1, 1)
+    launcher = launcher_config("hydra/launcher=slurm_cpu", "trainer=ddp_cpu")
+    assert (launcher["tasks_per_node"], launcher["gpus_per_node"], launcher["cpus_per_task"]) == (2, None, 1)
     proc = rsn(tmp_path, "rsn-train", "hydra/launcher=slurm", "trainer=ddp", "--cfg", "all", "--resolve")
     assert proc.returncode == 1 and "set trainer.devices=<GPUs per node>" in proc.stderr
 
 
+# slow: the README's joblib sweep (tests/cli/test_readme_commands.py) and the SLURM sweeps (submitit's slurm
+# executor, on the local cluster) run the same launchers in the default selection
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                                       ["hydra/launcher=submitit_local"]], ids=["joblib", "submitit_local"])
 def test_launchers_run_the_jobs_and_leave_the_summary(launcher, tmp_path):
@@ -254,6 +272,7 @@ def test_ddp_inside_a_multirun_runs_each_job_once_in_its_own_folder(tmp_path):
     assert not list(folder.glob("*/.pl_ddp*"))
 
 
+@pytest.mark.slow  # the slurm test below requeues a real SLURM job, which resumes the same way
 def test_a_job_requeued_by_slurm_resumes_from_its_last_checkpoint(tmp_path):
     """The same job started again in its folder with SLURM_RESTART_COUNT set (as SLURM does on a requeue)
     continues from checkpoints/last.ckpt instead of training from scratch."""
@@ -314,8 +333,7 @@ def test_sigterm_mid_training_saves_that_step_records_stopped_and_ckpt_path_last
     import signal
 
     # the requeue callback (in the default callbacks) writes the checkpoint at SIGTERM
-    args = [*(a for a in TINY if not a.startswith(("+trainer.limit_train_batches", "callbacks="))),
-            "callbacks=[model_checkpoint,lr_monitor,throughput,requeue]", "+trainer.limit_train_batches=6",
+    args = [*tiny_with("callbacks=[model_checkpoint,lr_monitor,throughput,requeue]", "+trainer.limit_train_batches=6"),
             "logger=csv", "trainer.max_epochs=3", "test=false"]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     stopped = subprocess.Popen([str(BIN / "rsn-train"), *args, "hydra.run.dir=run"], cwd=tmp_path,
@@ -342,5 +360,47 @@ def test_sigterm_mid_training_saves_that_step_records_stopped_and_ckpt_path_last
     a = torch.load(last, map_location="cpu", weights_only=True)
     b = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert a["global_step"] == b["global_step"] == 18
+    for name, tensor in b["state_dict"].items():
+        assert torch.equal(a["state_dict"][name], tensor), name
+
+
+@pytest.mark.slurm
+def test_a_slurm_job_requeued_mid_training_resumes_and_ends_with_the_weights_of_a_job_never_stopped(slurm_cluster,
+                                                                                                    tmp_path):
+    """The CPU-cluster sweep of docs/clusters.md on the local SLURM cluster: two identical jobs, each DDP over
+    2 SLURM tasks (gloo); `scontrol requeue` of the first mid-training: SIGTERM, last.ckpt at that step,
+    SLURM starts it again, it resumes (same wandb run) and ends with the second job's weights."""
+    import glob
+
+    args = ["-m", "hydra/launcher=slurm_cpu", "trainer=ddp_cpu",
+            *tiny_with("callbacks=[model_checkpoint,lr_monitor,throughput,requeue]", "data.synthetic.num_train=48",
+                       "+trainer.limit_train_batches=6"),
+            "trainer.max_epochs=4", "test=false", "sweep_name=requeue", "seed=7,7"]
+    sweep = tmp_path / "logs" / "train" / "multiruns" / "requeue"
+    launcher = subprocess.Popen([str(BIN / "rsn-train"), *args], cwd=tmp_path, env=user_env(tmp_path),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not (sweep / "0" / "checkpoints" / "last.ckpt").is_file():
+        assert launcher.poll() is None and time.monotonic() < deadline, "the sweep ended before the requeue"
+        time.sleep(0.2)
+    (array_job,) = {Path(p).name.split("_")[0] for p in glob.glob(str(sweep / ".submitit" / "*_0"))}
+    subprocess.run(["scontrol", "requeue", f"{array_job}_0"], check=True, capture_output=True, timeout=60)
+    output, _ = launcher.communicate(timeout=900)
+    assert launcher.returncode == 0, output[-4000:]
+    assert "Sweep summary (2 jobs, 0 failed)" in output
+    log = (sweep / "0" / "train.log").read_text()
+    stopped = re.search(r"stopped by SIGTERM at step (\d+)", log)
+    assert stopped and 6 <= int(stopped[1]) < 24, log[-3000:]
+    assert "SLURM requeued this job (restart 1): resuming from" in log
+    restarts = subprocess.run(["sacct", "-X", "-n", "-j", f"{array_job}_0", "-o", "Restarts"], capture_output=True,
+                              text=True, check=True).stdout.split()
+    assert restarts and int(restarts[0]) == 1
+    slurm_logs = "".join(Path(p).read_text() for p in glob.glob(str(sweep / ".submitit" / "*_0" / "*.err")))
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in slurm_logs  # SLURM's stderr, task 1
+    runs = sorted((sweep / "0").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 2 and len({p.name for p in runs}) == 1  # two starts, one wandb run
+    a, b = (torch.load(sweep / job / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+            for job in "01")
+    assert a["global_step"] == b["global_step"] == 24
     for name, tensor in b["state_dict"].items():
         assert torch.equal(a["state_dict"][name], tensor), name
