@@ -23,10 +23,13 @@ for Lightning's own SLURM requeue uses SIGUSR1. Both are handled here:
 A signal that arrives while no training listens (data setup, the final evaluation) goes to the handler that
 was there before, as if this module were not installed.
 
-SIGTERM (SLURM's pre-emption, ``scontrol requeue``, ``scancel``, a plain ``kill``) is Lightning's: at the next
-step boundary, the same one on every rank (rank 0's flag is broadcast at each step under DDP), it raises
-``SIGTERMException``. :class:`RequeueOnSignal` then writes ``last.ckpt`` (in ``on_exception``, all ranks at
-that step) before the exception ends the fit, and ``JobRecord`` records the job as ``stopped`` with that
+SIGTERM (SLURM's pre-emption, ``scontrol requeue``, ``scancel``, a plain ``kill``): in one process it is
+Lightning's, which raises ``SIGTERMException`` after the current step, and :class:`RequeueOnSignal` writes
+``last.ckpt`` (in ``on_exception``) before the exception ends the fit; under DDP it is flagged like the
+time-limit warning (Lightning's own handling can leave the ranks in different steps), the ranks stop at the
+step they agree on (every ``check_every_n_steps``, which must take well under the cluster's ``KillWait``),
+``last.ckpt`` is written there and ``SIGTERMException`` raised. Either way ``JobRecord`` records the job as
+``stopped`` with that
 checkpoint and ends the process with status 143: the same command resumes it (a requeued SLURM job, a
 resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's graceful shutdown with
 no checkpoint: it can arrive mid-step.
@@ -42,6 +45,7 @@ import threading
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +183,12 @@ class RequeueOnSignal(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _STATE.received = None
         _STATE.saved_at_sigterm = None
+        if trainer.world_size > 1 and hasattr(signal, "SIGTERM"):
+            # Lightning's SIGTERM handler broadcasts from rank 0 inside the handler, mid-step, and the other
+            # ranks stop at their next step's start while rank 0 finishes its step: DDP's gradient all-reduce
+            # then waits forever (seen on SLURM, which signals every task). Under DDP SIGTERM is flagged
+            # here instead, and the ranks stop at the step they agree on, as at the time-limit warning.
+            signal.signal(signal.SIGTERM, _on_signal)
         _STATE.listening += 1
         self._listening = True
         self._last_step = trainer.global_step
@@ -199,19 +209,22 @@ class RequeueOnSignal(pl.Callback):
         signum = _STATE.received or self.signals[0]
         trainer.save_checkpoint(self.path, weights_only=False)  # everything a resume needs
         self._stop_listening()
+        if signum == getattr(signal, "SIGTERM", None):  # under DDP (see on_train_start): stop, not requeue
+            _STATE.saved_at_sigterm = (step, str(self.path))
+            log.warning("SIGTERM: saved %s at step %d", self.path, step)
+            raise SIGTERMException
         raise RequeueRequested(signum, str(self.path), step, self.requeue_command)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._stop_listening()  # training is over: a late signal goes to the previous handler
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
         listening = self._listening
         self._stop_listening()
         # Lightning raises it at a step boundary, every rank at the same one: the state is whole, and saving
         # (a barrier under DDP) meets every rank here
-        if isinstance(exception, SIGTERMException) and listening and trainer.training:
+        if (isinstance(exception, SIGTERMException) and listening and trainer.training
+                and _STATE.saved_at_sigterm is None):
             trainer.save_checkpoint(self.path, weights_only=False)
             _STATE.saved_at_sigterm = (trainer.global_step, str(self.path))
             log.warning("SIGTERM: saved %s at step %d", self.path, trainer.global_step)
