@@ -25,9 +25,10 @@ def rsn_train(tmp: Path, *args: str, path: str | None = None) -> subprocess.Comp
                           timeout=300)
 
 
-def submitted_jobs() -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
-    return out.split()
+def jobs_from(folder: Path) -> list[str]:
+    """The SLURM jobs submitted from ``folder`` (their working directory): other tests' jobs may run too."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %Z"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.split()[1:] == [str(folder)]]
 
 
 @pytest.mark.slurm
@@ -47,7 +48,6 @@ def submitted_jobs() -> list[str]:
 ], ids=["gpus-on-cpu-nodes", "partition", "cpus", "time-limit", "memory"])
 def test_a_refused_sweep_names_the_key_to_change_and_submits_nothing(slurm_cluster, tmp_path, overrides,
                                                                      sbatch_says, key):
-    before = submitted_jobs()
     proc = rsn_train(tmp_path, *SWEEP, *overrides)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -55,7 +55,9 @@ def test_a_refused_sweep_names_the_key_to_change_and_submits_nothing(slurm_clust
     assert message.startswith("error: SLURM refused the sweep's jobs, so none was submitted. sbatch said:")
     assert sbatch_says in message and key in message, message
     assert "the jobs asked for (hydra.launcher.*): " in message
-    assert submitted_jobs() == before
+    assert jobs_from(tmp_path) == []
+    submitted = [p for p in tmp_path.glob("logs/train/multiruns/*/.submitit/*") if p.name.split("_")[0].isdigit()]
+    assert submitted == []  # submitit names a submitted job's folder by its SLURM id
 
 
 def test_the_slurm_launcher_without_slurm_says_where_to_run_it(tmp_path):
