@@ -269,32 +269,29 @@ EOF
     link_etc_conf
 }
 
-link_etc_conf() {
-    [ "${RSN_SLURM_NO_ETC:-0}" = 1 ] && return 0
-    mkdir -p /etc/slurm
-    if [ -L "$ETC_CONF" ] || [ ! -e "$ETC_CONF" ]; then
-        if [ "$(readlink "$ETC_CONF" 2>/dev/null || true)" != "$CONF" ]; then
-            ln -sfn "$CONF" "$ETC_CONF"
-            log "linked $ETC_CONF -> $CONF"
+# link_path LINK TARGET WARNING: make LINK a symlink to TARGET, unless LINK is a real file (then WARNING)
+link_path() {
+    mkdir -p "$(dirname "$1")"
+    if [ -L "$1" ] || [ ! -e "$1" ]; then
+        if [ "$(readlink "$1" 2>/dev/null || true)" != "$2" ]; then
+            ln -sfn "$2" "$1"
+            log "linked $1 -> $2"
         fi
     else
-        log "WARNING: $ETC_CONF is a real file, not replacing it; run: export SLURM_CONF=$CONF"
+        log "WARNING: $3"
     fi
+}
+
+link_etc_conf() {
+    [ "${RSN_SLURM_NO_ETC:-0}" = 1 ] && return 0
+    link_path "$ETC_CONF" "$CONF" "$ETC_CONF is a real file, not replacing it; run: export SLURM_CONF=$CONF"
 }
 
 # Slurm 22.05 honours AuthInfo=socket= for slurmctld traffic but the
 # persistent connections to slurmdbd (sacctmgr, sacct) use munge's default
 # socket, so point that at our munged (only if it is absent or a symlink).
 link_munge_socket() {
-    mkdir -p "$(dirname "$SYS_MUNGE_SOCK")"
-    if [ -L "$SYS_MUNGE_SOCK" ] || [ ! -e "$SYS_MUNGE_SOCK" ]; then
-        if [ "$(readlink "$SYS_MUNGE_SOCK" 2>/dev/null || true)" != "$MUNGE_SOCK" ]; then
-            ln -sfn "$MUNGE_SOCK" "$SYS_MUNGE_SOCK"
-            log "linked $SYS_MUNGE_SOCK -> $MUNGE_SOCK"
-        fi
-    else
-        log "WARNING: $SYS_MUNGE_SOCK belongs to another munged; sacct/sacctmgr will use it"
-    fi
+    link_path "$SYS_MUNGE_SOCK" "$MUNGE_SOCK" "$SYS_MUNGE_SOCK belongs to another munged; sacct/sacctmgr will use it"
 }
 
 # Jobs see their nodes by name (SLURM_NODELIST=n1,...): Lightning's SLURM environment makes the first one
