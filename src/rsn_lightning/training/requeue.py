@@ -29,9 +29,8 @@ Lightning's, which raises ``SIGTERMException`` after the current step, and :clas
 time-limit warning (Lightning's own handling can leave the ranks in different steps), the ranks stop at the
 step they agree on (every ``check_every_n_steps``, which must take well under the cluster's ``KillWait``),
 ``last.ckpt`` is written there and ``SIGTERMException`` raised. Either way ``JobRecord`` records the job as
-``stopped`` with that
-checkpoint and ends the process with status 143: the same command resumes it (a requeued SLURM job, a
-resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's graceful shutdown with
+``stopped`` with that checkpoint and ends the process with status 143: the same command resumes it (a
+requeued SLURM job, a resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's graceful shutdown with
 no checkpoint: it can arrive mid-step.
 """
 
@@ -221,8 +220,8 @@ class RequeueOnSignal(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         listening = self._listening
         self._stop_listening()
-        # Lightning raises it at a step boundary, every rank at the same one: the state is whole, and saving
-        # (a barrier under DDP) meets every rank here
+        # one process: Lightning raises it after a whole step, so the state saved here is consistent (under DDP
+        # the stop was agreed on in on_train_batch_end, which saved already)
         if (isinstance(exception, SIGTERMException) and listening and trainer.training
                 and _STATE.saved_at_sigterm is None):
             trainer.save_checkpoint(self.path, weights_only=False)
