@@ -30,8 +30,8 @@ time-limit warning (Lightning's own handling can leave the ranks in different st
 step they agree on (every ``check_every_n_steps``, which must take well under the cluster's ``KillWait``),
 ``last.ckpt`` is written there and ``SIGTERMException`` raised. Either way ``JobRecord`` records the job as
 ``stopped`` with that checkpoint and ends the process with status 143: the same command resumes it (a
-requeued SLURM job, a resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's graceful shutdown with
-no checkpoint: it can arrive mid-step.
+requeued SLURM job, a resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's
+graceful shutdown with no checkpoint: it can arrive mid-step.
 """
 
 from __future__ import annotations
