@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from rsn_lightning.config_checks import UserFacingError
 from rsn_lightning.data.mpii import load_head_boxes
 from rsn_lightning.data.transforms import COCO_AUGMENT, AugmentConfig, TopDownTransform
+from rsn_lightning.errors import UserFacingError
 from rsn_lightning.extras import MissingExtraError
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 

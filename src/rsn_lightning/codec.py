@@ -51,7 +51,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from rsn_lightning.config_checks import BadInputError
+from rsn_lightning.errors import BadInputError
 from rsn_lightning.geometry import heatmap_to_input, input_to_image
 
 DEFAULT_KERNELS = (15, 11, 9, 7, 5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from rsn_lightning.config_checks import UserFacingError
+from rsn_lightning.errors import UserFacingError
 
 
 class MissingExtraError(UserFacingError, ImportError):

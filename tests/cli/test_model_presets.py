@@ -12,7 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from test_configs import CONF, compose_train
 
-from rsn_lightning.config_checks import BadInputError, validate_config
+from rsn_lightning.cli.config_checks import validate_config
+from rsn_lightning.errors import BadInputError
 from rsn_lightning.models.registry import preset_config
 
 PAPER = dict(num_stages=1, blocks=[2, 2, 2, 2], num_keypoints=17, width_mult=1.0, stem_channels=64,

@@ -146,7 +146,8 @@ def test_duplicate_boxes_are_suppressed_as_the_evaluator_does(dot_net):
 
 
 def test_predict_config_errors_name_each_key(tmp_path):
-    from rsn_lightning.config_checks import ConfigError, validate_config
+    from rsn_lightning.cli.config_checks import validate_config
+    from rsn_lightning.errors import ConfigError
 
     cfg = _compose(tmp_path, tmp_path / "out", [
         f"ckpt_path={tmp_path / 'none.ckpt'}", "input=x.jpg", "test.box_extension=[0.25]", "test.oks_nms=hard",

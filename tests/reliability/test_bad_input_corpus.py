@@ -628,7 +628,7 @@ NAN_CHILD = textwrap.dedent("""
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=5, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          callbacks=[ckpt], default_root_dir=str(out))
-    from rsn_lightning.config_checks import exit_on_bad_input
+    from rsn_lightning.cli.config_checks import exit_on_bad_input
     exit_on_bad_input(lambda: trainer.fit(module, datamodule=dm))()
     finite = all(bool(torch.isfinite(p).all()) for p in module.net.parameters())
     print(f"DONE steps={trainer.global_step} skipped={module.nonfinite_steps} finite={finite}")
@@ -666,7 +666,7 @@ def test_nonfinite_loss_policy(policy, synthetic_root, tmp_path, record_outcome)
 WORKER_CHILD = textwrap.dedent("""
     import os, signal, sys
     import pytorch_lightning as pl
-    from rsn_lightning.config_checks import exit_on_bad_input
+    from rsn_lightning.cli.config_checks import exit_on_bad_input
     from rsn_lightning.data.datamodule import PoseDataModule
     from rsn_lightning.models.rsn import RSN
     from module_settings import lit_module
@@ -808,6 +808,6 @@ def test_failed_checkpoint_save_is_an_error(tmp_path, record_outcome):
 
 def test_bad_input_error_type_is_a_value_error():
     # the Python API keeps raising ValueError subclasses; only the console scripts drop the traceback
-    from rsn_lightning.config_checks import BadInputError
+    from rsn_lightning.errors import BadInputError
 
     assert issubclass(BadInputError, ValueError)

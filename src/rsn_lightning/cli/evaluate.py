@@ -14,9 +14,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
+from rsn_lightning.cli.config_checks import exit_on_bad_input, validate_config
 from rsn_lightning.cli.sweep_job import JobRecord
 from rsn_lightning.codec import HeatmapCodec
-from rsn_lightning.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 

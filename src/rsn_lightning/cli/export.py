@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rsn_lightning.config_checks import BadInputError
+from rsn_lightning.errors import BadInputError
 from rsn_lightning.inference.export import export_onnx, verify_onnx
 
 

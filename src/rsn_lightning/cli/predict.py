@@ -32,7 +32,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rsn_lightning.allocator import keep_freed_memory
 from rsn_lightning.cli.common import config_dir
-from rsn_lightning.config_checks import exit_on_bad_input, validate_config
+from rsn_lightning.cli.config_checks import exit_on_bad_input, validate_config
 
 log = logging.getLogger(__name__)
 

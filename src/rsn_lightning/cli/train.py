@@ -9,9 +9,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
+from rsn_lightning.cli.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
 from rsn_lightning.cli.sweep_job import JobRecord, relaunch_ranks_as_this_job, requeued_checkpoint
-from rsn_lightning.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from rsn_lightning.config_checks import load_json
 from rsn_lightning.data.image_cache import DecodedImages
 from rsn_lightning.data.images import SkipReport, probe_image, read_image_checked
 from rsn_lightning.data.index_cache import load_or_build, pack_records, unpack_records
+from rsn_lightning.errors import load_json
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 
 log = logging.getLogger(__name__)

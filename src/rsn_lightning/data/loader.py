@@ -12,7 +12,7 @@ import signal
 
 from torch.utils.data import DataLoader
 
-from rsn_lightning.config_checks import UserFacingError
+from rsn_lightning.errors import UserFacingError
 
 
 class DataLoaderWorkerDied(UserFacingError, RuntimeError):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsn_lightning.config_checks import BadInputError, load_json
+from rsn_lightning.errors import BadInputError, load_json
 from rsn_lightning.evaluation.postprocess import RESCORE_MODES, coco_results, nms_mode, select_instances
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 

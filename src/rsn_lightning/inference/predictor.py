@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from rsn_lightning.codec import HeatmapCodec
-from rsn_lightning.config_checks import BadInputError
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, TopDownTransform
+from rsn_lightning.errors import BadInputError
 from rsn_lightning.evaluation.flip import flip_test
 from rsn_lightning.evaluation.postprocess import RESCORE_MODES, coco_results, nms_mode, select_instances
 from rsn_lightning.inference.detections import box_is_valid

@@ -13,6 +13,8 @@ for the keypoint set (with a warning naming what was assumed) when a file record
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from rsn_lightning.codec import HeatmapCodec, authors_codec
-from rsn_lightning.config_checks import BadInputError, check_arch
+from rsn_lightning.errors import BadInputError
 from rsn_lightning.models.rsn import RSN
 from rsn_lightning.normalization import InputNormalization
 
@@ -31,6 +33,40 @@ LIGHTNING_PREFIX = "net."
 TEST_SETTINGS = ("flip", "flip_shift", "box_extension", "rescore", "score_threshold", "oks_nms", "nms_threshold")
 
 log = logging.getLogger(__name__)
+
+
+# what a checkpoint's ``arch`` may say: the paper's largest model is 4xRSN-50 at width 1; these bounds
+# leave room for wider and deeper variants while refusing sizes no GPU holds
+ARCH_LIMITS = {"num_stages": (1, 16), "num_keypoints": (1, 1000), "width_mult": (0.0, 8.0),
+               "stem_channels": (1, 4096), "decoder_channels": (1, 4096), "num_branches": (1, 16)}
+MAX_BLOCKS = 64
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_arch(arch: dict, source: str) -> None:
+    """A checkpoint's recorded architecture within ``ARCH_LIMITS`` (BadInputError naming the key)."""
+    problems = []
+    for key, (low, high) in ARCH_LIMITS.items():
+        if key not in arch:
+            continue
+        v = arch[key]
+        ok = _is_number(v) and (low < v <= high if key == "width_mult" else _is_int(v) and low <= v <= high)
+        if not ok:
+            problems.append(f"{key}={v!r} (expected {low}..{high})")
+    blocks = arch.get("blocks")
+    if blocks is not None and not (isinstance(blocks, (list, tuple))
+                                   and all(_is_int(b) and 1 <= b <= MAX_BLOCKS for b in blocks)):
+        problems.append(f"blocks={blocks!r} (expected integers 1..{MAX_BLOCKS})")
+    if problems:
+        raise BadInputError(f"{source}: the recorded architecture is out of range ({'; '.join(problems)}): a "
+                         "damaged or tampered checkpoint; nothing was built")
 
 
 def authors_test_settings(keypoints: str = "coco") -> dict:

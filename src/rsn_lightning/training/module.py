@@ -20,7 +20,7 @@ from torch import nn
 
 from rsn_lightning import strict_device
 from rsn_lightning.codec import HeatmapCodec
-from rsn_lightning.config_checks import UserFacingError
+from rsn_lightning.errors import UserFacingError
 from rsn_lightning.keypoints import COCO_KEYPOINTS, KeypointSpec
 from rsn_lightning.models.checkpoint import TEST_SETTINGS, authors_test_settings
 from rsn_lightning.normalization import InputNormalization

@@ -20,28 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# what a checkpoint's ``arch`` may say: the paper's largest model is 4xRSN-50 at width 1; these bounds
-# leave room for wider and deeper variants while refusing sizes no GPU holds
-ARCH_LIMITS = {"num_stages": (1, 16), "num_keypoints": (1, 1000), "width_mult": (0.0, 8.0),
-               "stem_channels": (1, 4096), "decoder_channels": (1, 4096), "num_branches": (1, 16)}
-MAX_BLOCKS = 64
-
-
-class UserFacingError(Exception):
-    """An error whose message says all a user needs (what, where, what to do): the apps print it
-    without a traceback (``exit_on_bad_input``)."""
-
-
-class BadInputError(UserFacingError, ValueError):
-    """A user's input (config value, checkpoint, data file) is unusable; the message says which and why."""
-
-
-class MissingInputFile(BadInputError, FileNotFoundError):
-    """A file the config names does not exist."""
-
-
-class ConfigError(BadInputError):
-    """One or more config values are out of range; the message lists each with its key."""
+from rsn_lightning.errors import ConfigError, UserFacingError
+from rsn_lightning.models.checkpoint import ARCH_LIMITS, MAX_BLOCKS
 
 
 def _in_multirun() -> bool:
@@ -72,20 +52,6 @@ def exit_on_bad_input(main):
             raise SystemExit(2) from None
 
     return wrapped
-
-
-def load_json(path, what: str):
-    """json.load with errors that name the file (and what it was supposed to be)."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise MissingInputFile(f"{what} not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"{what} {path} is not valid JSON: {e}") from e
 
 
 _ABSENT = object()
@@ -356,22 +322,3 @@ def resolve_last_checkpoint(cfg: DictConfig) -> str | None:
     raise ConfigError(
         f"ckpt_path=last: no last checkpoint at {looked}. Resume in the run's own folder: "
         "hydra.run.dir=<that run's output_dir> ckpt_path=last (or pass ckpt_path=<file>)")
-
-
-def check_arch(arch: dict, source: str) -> None:
-    """A checkpoint's recorded architecture within ``ARCH_LIMITS`` (BadInputError naming the key)."""
-    problems = []
-    for key, (low, high) in ARCH_LIMITS.items():
-        if key not in arch:
-            continue
-        v = arch[key]
-        ok = _is_number(v) and (low < v <= high if key == "width_mult" else _is_int(v) and low <= v <= high)
-        if not ok:
-            problems.append(f"{key}={v!r} (expected {low}..{high})")
-    blocks = arch.get("blocks")
-    if blocks is not None and not (isinstance(blocks, (list, tuple))
-                                   and all(_is_int(b) and 1 <= b <= MAX_BLOCKS for b in blocks)):
-        problems.append(f"blocks={blocks!r} (expected integers 1..{MAX_BLOCKS})")
-    if problems:
-        raise BadInputError(f"{source}: the recorded architecture is out of range ({'; '.join(problems)}): a "
-                         "damaged or tampered checkpoint; nothing was built")
