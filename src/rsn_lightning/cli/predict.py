@@ -123,7 +123,7 @@ def _unique(path: Path, used: set[str]) -> Path:
 
 
 def draw_result(image_bgr: np.ndarray, result, spec, score_thr: float = 0.3) -> np.ndarray:
-    from rsn_lightning.inference.visualize import draw_pose
+    from rsn_lightning.visualize import draw_pose
 
     return draw_pose(image_bgr, result.keypoints, result.scores, spec, score_thr=score_thr)
 

@@ -538,8 +538,8 @@ def plot_instances(matches, gt: dict, results: list, image_dir, spec=None, ncols
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from rsn_lightning.inference.visualize import draw_pose
     from rsn_lightning.keypoints import COCO_KEYPOINTS
+    from rsn_lightning.visualize import draw_pose
 
     spec = spec or COCO_KEYPOINTS
     anns = {a["id"]: a for a in gt["annotations"]}

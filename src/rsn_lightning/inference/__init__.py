@@ -2,7 +2,7 @@
 
 from rsn_lightning.inference.detections import Detections
 from rsn_lightning.inference.predictor import ImageInput, PoseResult, Predictor
-from rsn_lightning.inference.visualize import draw_crops_grid, draw_pose, make_grid
+from rsn_lightning.visualize import draw_crops_grid, draw_pose, make_grid
 
 __all__ = [
     "Detections", "ImageInput", "PoseResult", "Predictor", "draw_crops_grid", "draw_pose", "make_grid",

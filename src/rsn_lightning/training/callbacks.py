@@ -56,7 +56,7 @@ class ValidationPictures(pl.Callback):
             return
         import cv2
 
-        from rsn_lightning.inference.visualize import draw_pose
+        from rsn_lightning.visualize import draw_pose
 
         tiles = [draw_pose(c, k[None], s[None], pl_module.keypoint_spec)
                  for c, k, s in zip(self._picture["crops"], self._picture["keypoints"], self._picture["scores"])]

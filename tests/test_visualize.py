@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsn_lightning.inference.visualize import (
+from rsn_lightning.keypoints import COCO_KEYPOINTS, MPII_KEYPOINTS
+from rsn_lightning.visualize import (
     CENTER_COLOR,
     LEFT_COLOR,
     RIGHT_COLOR,
@@ -14,7 +15,6 @@ from rsn_lightning.inference.visualize import (
     joint_sides,
     make_grid,
 )
-from rsn_lightning.keypoints import COCO_KEYPOINTS, MPII_KEYPOINTS
 
 
 def pose():

@@ -1,0 +1,1 @@
+"""The benchmark behind ``rsn-bench``: workloads, their measurements and the report."""

@@ -1,0 +1,1 @@
+"""Figures (matplotlib) drawn from evaluations, error analyses and sweeps."""
