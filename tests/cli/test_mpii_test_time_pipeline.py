@@ -93,7 +93,7 @@ def test_the_onnx_export_carries_the_codec_and_decodes_to_rsn_predicts_keypoints
     import cv2
 
     from rsn_lightning.codec import HeatmapCodec
-    from rsn_lightning.evaluation.flip import flip_heatmaps
+    from rsn_lightning.models.tta import flip_heatmaps
     from rsn_lightning.inference.predictor import Predictor
     from rsn_lightning.keypoints import MPII_KEYPOINTS
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from rsn_lightning.evaluation.flip import EnsembleNet, flip_heatmaps, flip_test
+from rsn_lightning.models.tta import EnsembleNet, flip_heatmaps, flip_test
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 
 

@@ -176,7 +176,7 @@ def test_resume_reproduces_the_uninterrupted_run(synthetic_root, tmp_path):
 def test_validation_loss_and_flip_test_come_from_two_passes():
     """One forward_all pass serves the loss and the plain half of the flip test: the same heatmaps and
     loss as the previous three-pass computation (flip_test, then forward_all for the loss)."""
-    from rsn_lightning.evaluation.flip import flip_test
+    from rsn_lightning.models.tta import flip_test
     from rsn_lightning.keypoints import COCO_KEYPOINTS
 
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ and ``net.test_settings``) unless a keyword overrides it:
 1. crop: ``TopDownTransform(train=False)``, the validation transform, with the recorded box extension
    (x1.09/x1.135 for the authors' COCO, x1.25 for MPII) and the checkpoint's input normalisation;
 2. network: ``inference_network`` (batch norm folded, channels-last), with the flip test
-   (``evaluation.flip``) when recorded;
+   (``models.tta``) when recorded;
 3. decoding: ``codec.decode`` back to image pixels;
 4. post-processing (``evaluation.postprocess``): rescoring, per-image OKS-NMS, the COCO results entries.
 
@@ -33,7 +33,7 @@ from torch import nn
 from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, TopDownTransform
 from rsn_lightning.errors import BadInputError
-from rsn_lightning.evaluation.flip import flip_test
+from rsn_lightning.models.tta import flip_test
 from rsn_lightning.evaluation.postprocess import RESCORE_MODES, coco_results, nms_mode, select_instances
 from rsn_lightning.inference.detections import box_is_valid
 from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec

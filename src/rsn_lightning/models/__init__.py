@@ -6,6 +6,7 @@ from rsn_lightning.models.prm import PoseRefineMachine
 from rsn_lightning.models.registry import create_model, list_models
 from rsn_lightning.models.rsb import ResidualStepsBlock
 from rsn_lightning.models.rsn import RSN
+from rsn_lightning.models.tta import EnsembleNet, flip_heatmaps, flip_test
 
 __all__ = [
     "RSN",
@@ -19,4 +20,7 @@ __all__ = [
     "complexity",
     "count_macs",
     "count_params",
+    "EnsembleNet",
+    "flip_heatmaps",
+    "flip_test",
 ]

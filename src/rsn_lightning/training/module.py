@@ -249,7 +249,7 @@ class RSNLitModule(pl.LightningModule):
         test (``forward`` is its last unit), so validation runs the network twice per batch, not three
         times. The flip test is the authors': average with the mirrored input's heatmaps, joints
         swapped back, no shift."""
-        from rsn_lightning.evaluation.flip import flip_heatmaps
+        from rsn_lightning.models.tta import flip_heatmaps
 
         outputs = self._outputs_all(images)
         heatmaps = outputs[-1][-1]
