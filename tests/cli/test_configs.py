@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from rsn_lightning.cli.common import config_dir
+from rsn_lightning.training.validators import module_inputs
 
 CONF = Path(config_dir())
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -42,8 +43,10 @@ def test_experiment_composes_and_builds_its_model(name, tmp_path):
     if name == "quickstart":  # cheap enough to run through once
         out = net.eval()(torch.zeros(1, 3, h, w))
         assert out.shape == (1, net.num_keypoints, h // 4, w // 4)
-    module = instantiate(cfg.model, net=net)
-    assert module.net is net
+    codec = instantiate(cfg.codec)
+    datamodule = instantiate(cfg.data, codec=codec)
+    module = instantiate(cfg.model, _partial_=True, net=net)(codec=codec, **module_inputs(datamodule))
+    assert module.net is net and module.keypoint_spec is datamodule.keypoint_spec
 
 
 def test_paper_experiments_cover_the_tables():

@@ -30,12 +30,13 @@ BIN = Path(sys.executable).parent
 def test_lightning_fit_and_validate_on_cuda(precision, synthetic_root, tmp_path):
     pl_seed = 0
     torch.manual_seed(pl_seed)
-    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+    dm = make_datamodule(synthetic_root, batch_size=4)
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 1e-3, "scale_lr": False},
                         scheduler={"name": "constant", "warmup_steps": 0}, output_dir=str(tmp_path))
     module.net = module.net.to(memory_format=torch.channels_last)
     trainer = make_trainer(tmp_path, accelerator="gpu", devices=1, precision=precision, max_epochs=2,
                            limit_train_batches=3, limit_val_batches=2)
-    trainer.fit(module, datamodule=make_datamodule(synthetic_root, batch_size=4))
+    trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 6
     assert next(module.parameters()).device.type == "cuda"
     train_loss = float(trainer.callback_metrics["train/loss"])

@@ -620,10 +620,10 @@ NAN_CHILD = textwrap.dedent("""
 
     pl.seed_everything(0)
     net = NaNAtStep3(blocks=(1, 1, 1, 1), width_mult=0.25, stem_channels=16, decoder_channels=32)
-    module = lit_module(net, optimizer={"lr": 1e-3, "scale_lr": False},
-                          output_dir=str(out), nonfinite_loss=policy)
     dm = PoseDataModule(kind="coco", root=str(root), layout="synthetic", val_boxes="gt", input_size=[96, 128],
                         batch_size=4, num_workers=0, persistent_workers=False, pin_memory=False)
+    module = lit_module(net, dm, optimizer={"lr": 1e-3, "scale_lr": False}, output_dir=str(out),
+                        nonfinite_loss=policy)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(out / "checkpoints"), save_top_k=0, save_last=True)
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=5, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
@@ -685,7 +685,7 @@ WORKER_CHILD = textwrap.dedent("""
 
     dm.train_dataset.transform = dies_on_the_third_sample
     net = RSN(blocks=(1, 1, 1, 1), width_mult=0.25, stem_channels=16, decoder_channels=32)
-    module = lit_module(net, optimizer={"lr": 1e-3, "scale_lr": False})
+    module = lit_module(net, dm, optimizer={"lr": 1e-3, "scale_lr": False})
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=4, limit_val_batches=0,
                          logger=False, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, default_root_dir=sys.argv[2])

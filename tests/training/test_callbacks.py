@@ -25,10 +25,11 @@ class SavedSteps(pl.Callback):
 
 def fit(root, tmp_path, callbacks, steps=6, **trainer_kw):
     pl.seed_everything(0)
-    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False})
+    dm = make_datamodule(root, batch_size=2)
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 1e-3, "scale_lr": False})
     trainer = make_trainer(tmp_path, max_epochs=1, limit_train_batches=steps, limit_val_batches=0,
                            callbacks=callbacks, **trainer_kw)
-    trainer.fit(module, datamodule=make_datamodule(root, batch_size=2))
+    trainer.fit(module, datamodule=dm)
     return trainer
 
 

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torc
 def build(root, out, weights):
     net = tiny_net()
     net.load_state_dict(torch.load(weights, weights_only=True))
-    module = lit_module(net, test={"flip": False}, output_dir=str(out))
-    return module, make_datamodule(root, batch_size=4)
+    dm = make_datamodule(root, batch_size=4)
+    return lit_module(net, dm, test={"flip": False}, output_dir=str(out)), dm
 
 
 CHILD = textwrap.dedent(f"""
@@ -43,9 +43,8 @@ CHILD = textwrap.dedent(f"""
     module, dm = build(root, out, weights)
     counts = []
     # how often this rank runs COCO's evaluation (the real one, counted)
-    import rsn_lightning.evaluation.validation as validation
-    scored, coco_validation = [], validation.coco_validation
-    validation.coco_validation = lambda *a, **k: scored.append(1) or coco_validation(*a, **k)
+    scored, validator = [], module.validator
+    module.validator = lambda *a, **k: scored.append(1) or validator(*a, **k)
 
     class CountLocal(__import__("pytorch_lightning").Callback):
         def on_validation_epoch_end(self, trainer, pl_module):

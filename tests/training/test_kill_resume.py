@@ -30,12 +30,13 @@ STEPS = 8  # one epoch of 8 batches
 def build(root, out):
     """The same module, data and trainer in the killed process and in the resumed one."""
     pl.seed_everything(7, workers=True)
-    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+    dm = make_datamodule(root, batch_size=4)
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 1e-3, "scale_lr": False},
                         scheduler={"name": "linear", "warmup_steps": 2}, output_dir=str(out))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(out / "checkpoints"), save_top_k=0, save_last=True,
                                         every_n_train_steps=EVERY)
     trainer = make_trainer(out, max_epochs=1, limit_train_batches=STEPS, limit_val_batches=0, callbacks=[ckpt])
-    return module, make_datamodule(root, batch_size=4), trainer
+    return module, dm, trainer
 
 
 CHILD = textwrap.dedent(f"""

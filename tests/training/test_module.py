@@ -45,7 +45,7 @@ def test_one_training_step_lowers_the_loss(synthetic_root, tmp_path):
     dm = make_datamodule(synthetic_root)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    module = lit_module(tiny_net(), optimizer={"scale_lr": False, "lr": 1e-3},
+    module = lit_module(tiny_net(), dm, optimizer={"scale_lr": False, "lr": 1e-3},
                           scheduler={"name": "constant", "warmup_steps": 0})
     vis = RSNLitModule._visibility(batch)
     assert batch["heatmaps"].shape[1:] == (5, 17, INPUT_SIZE[1] // 4, INPUT_SIZE[0] // 4)
@@ -73,7 +73,7 @@ def overfit_run(synthetic_root, tmp_path_factory):
     dm = make_datamodule(synthetic_root, batch_size=8,
                          augment={"scale_low": 0.0, "scale_high": 0.0, "prob_rotation": 0.0, "prob_flip": 0.0,
                                   "prob_half_body": 0.0, "random_ext": False})
-    module = lit_module(tiny_net(), optimizer={"lr": 2e-3, "scale_lr": False},
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 2e-3, "scale_lr": False},
                         scheduler={"name": "constant", "warmup_steps": 0}, test={"flip": False}, output_dir=str(tmp))
     trainer = make_trainer(tmp, max_epochs=150, overfit_batches=1, check_val_every_n_epoch=150,
                            callbacks=[ValidationPictures(num_images=4)])
@@ -150,7 +150,7 @@ class StopAfterFirstEpoch(pl.Callback):
 def _fit(root, tmp, max_epochs, ckpt_path=None, interrupt=False):
     pl.seed_everything(123, workers=True)
     dm = make_datamodule(root, batch_size=4)
-    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 1e-3, "scale_lr": False},
                         scheduler={"name": "linear", "warmup_steps": 2}, output_dir=str(tmp))
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(tmp / "checkpoints"), save_last=True,
                                         monitor="val/AP", mode="max")
@@ -176,8 +176,8 @@ def test_resume_reproduces_the_uninterrupted_run(synthetic_root, tmp_path):
 def test_validation_loss_and_flip_test_come_from_two_passes():
     """One forward_all pass serves the loss and the plain half of the flip test: the same heatmaps and
     loss as the previous three-pass computation (flip_test, then forward_all for the loss)."""
-    from rsn_lightning.models.tta import flip_test
     from rsn_lightning.keypoints import COCO_KEYPOINTS
+    from rsn_lightning.models.tta import flip_test
 
     torch.manual_seed(0)
     module = lit_module(tiny_net(), test={"flip": True})
@@ -207,5 +207,6 @@ def test_settings_come_whole_from_the_yaml():
         lit_module(tiny_net(), optimizer={"lrr": 1e-3})
     with pytest.raises(ValueError,
                        match=r"model.optimizer: missing keys \['betas', 'fused', 'lr', 'name', 'reference_batch'"):
-        RSNLitModule(tiny_net(), optimizer=None, scheduler=None, loss=None, test=None, output_dir=None,
+        RSNLitModule(tiny_net(), optimizer=None, scheduler=None, loss=None, test=None, output_dir=None, codec=None,
+                     keypoints=None, normalization=None, validator=None, batch_size=1, box_extension=(0, 0),
                      compile=False, channels_last=True, nonfinite_loss="stop")

@@ -20,7 +20,7 @@ import torch
 from module_settings import lit_module
 from test_module import make_datamodule, make_trainer, tiny_net
 
-from rsn_lightning.evaluation.sweeps import load_summary
+from rsn_lightning.runs.sweeps import load_summary
 from rsn_lightning.training import requeue
 from rsn_lightning.training.loggers import wandb_logger
 
@@ -33,11 +33,12 @@ SIGNAL_AT = 3  # the warning arrives after the third step: mid-epoch
 def build(root, out, callbacks=()):
     """The same module, data and trainer in the stopped process, the resumed one and the straight one."""
     pl.seed_everything(7, workers=True)
-    module = lit_module(tiny_net(), optimizer={"lr": 1e-3, "scale_lr": False},
+    dm = make_datamodule(root, batch_size=4)
+    module = lit_module(tiny_net(), dm, optimizer={"lr": 1e-3, "scale_lr": False},
                         scheduler={"name": "linear", "warmup_steps": 2}, output_dir=str(out))
     trainer = make_trainer(out, max_epochs=1, limit_train_batches=STEPS, limit_val_batches=0,
                            callbacks=list(callbacks))
-    return module, make_datamodule(root, batch_size=4), trainer
+    return module, dm, trainer
 
 
 CHILD = textwrap.dedent(f"""
@@ -48,7 +49,7 @@ CHILD = textwrap.dedent(f"""
     from omegaconf import OmegaConf
     from test_module import INPUT_SIZE
     from test_requeue import build
-    from rsn_lightning.cli.sweep_job import JobRecord
+    from rsn_lightning.training.job_record import TrainingJobRecord
     from rsn_lightning.training.requeue import RequeueOnSignal
 
     root, out, marker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
@@ -65,7 +66,7 @@ CHILD = textwrap.dedent(f"""
     stop = RequeueOnSignal(out / "checkpoints", requeue_command=command)
     cfg = OmegaConf.create({{"paths": {{"output_dir": str(out)}}, "monitor": "val/AP",
                             "data": {{"input_size": list(INPUT_SIZE)}}, "model": {{"net": {{"name": "rsn"}}}}}})
-    with JobRecord(cfg) as record:
+    with TrainingJobRecord(cfg) as record:
         module, dm, trainer = build(root, out, [WarnAt(), stop, record.callback])
         trainer.fit(module, datamodule=dm)
         record.done({{}}, None)

@@ -44,7 +44,7 @@ def test_mpii_validation_writes_its_predictions_beside_the_pckh(mpii_mini_dir, t
                         input_size=(64, 64), batch_size=2, num_workers=0, persistent_workers=False,
                         pin_memory=False)
     pl.seed_everything(0)
-    module = lit_module(tiny_net(num_keypoints=16), test={"flip": False}, output_dir=str(tmp_path))
+    module = lit_module(tiny_net(num_keypoints=16), dm, test={"flip": False}, output_dir=str(tmp_path))
     make_trainer(tmp_path).validate(module, datamodule=dm)
     results = json.loads((tmp_path / "results" / "val_epoch000.json").read_text())
     people = json.loads(ann.read_text())

@@ -13,10 +13,18 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
+from rsn_lightning.cli.common import (
+    config_dir,
+    instantiate_group,
+    instantiate_trainer,
+    print_report,
+    register_resolvers,
+    start_run,
+)
 from rsn_lightning.cli.config_checks import exit_on_bad_input, validate_config
-from rsn_lightning.cli.sweep_job import JobRecord
 from rsn_lightning.codec import HeatmapCodec
+from rsn_lightning.training.job_record import TrainingJobRecord as JobRecord
+from rsn_lightning.training.validators import module_inputs
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +121,8 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
         )
     # the checkpoint's network as every inference path runs it (BN folded, channels-last: rsn-predict gives
     # the same numbers), its codec and test settings, the training settings of conf/model
-    module = instantiate(cfg.model, net=inference_network(net), codec=codec, test=settings.module_test)
+    module = instantiate(cfg.model, _partial_=True, net=inference_network(net), test=settings.module_test)(
+        codec=codec, **module_inputs(datamodule))
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
     trainer = instantiate_trainer(cfg.trainer, logger=loggers or False, callbacks=callbacks)
@@ -126,6 +135,9 @@ def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, di
 
         paths["analysis"] = analyze_evaluation(datamodule, out) or "skipped (see the warning)"
     return metrics, paths
+
+
+register_resolvers()  # before Hydra composes the config
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")

@@ -8,10 +8,19 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rsn_lightning.cli.common import config_dir, instantiate_group, instantiate_trainer, print_report, start_run
+from rsn_lightning.cli.common import (
+    config_dir,
+    instantiate_group,
+    instantiate_trainer,
+    print_report,
+    register_resolvers,
+    start_run,
+)
 from rsn_lightning.cli.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
-from rsn_lightning.cli.sweep_job import JobRecord, relaunch_ranks_as_this_job, requeued_checkpoint
+from rsn_lightning.training.job_record import TrainingJobRecord as JobRecord
+from rsn_lightning.training.launch import relaunch_ranks_as_this_job, requeued_checkpoint
+from rsn_lightning.training.validators import module_inputs
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,8 @@ def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]
     # one codec: the DataModule encodes the targets with it, the module decodes with it, checkpoints record it
     codec = instantiate(cfg.codec)
     datamodule = instantiate(cfg.data, codec=codec)
-    model = instantiate(cfg.model, codec=codec)
+    # _partial_: the data-derived arguments are objects that Hydra must not turn into config nodes
+    model = instantiate(cfg.model, _partial_=True)(codec=codec, **module_inputs(datamodule))
     callbacks = instantiate_group(cfg.get("callbacks")) + ([record.callback] if record else [])
     loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -81,6 +91,9 @@ def _report_title(evaluated: str, checkpoint: str) -> str:
     if not evaluated:
         return "Training finished (no evaluation)"
     return f"Validation ({evaluated})"
+
+
+register_resolvers()  # before Hydra composes the config
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

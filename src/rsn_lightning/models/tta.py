@@ -31,11 +31,14 @@ def flip_heatmaps(heatmaps, flip_index, shift: bool = False):
 
 
 @torch.no_grad()
+def average_with_mirror(heatmaps, mirrored_heatmaps, flip_index, shift: bool = False):
+    """The flip test's average: the heatmaps of the images and the flipped-back ones of their mirrors."""
+    return (heatmaps + flip_heatmaps(mirrored_heatmaps, flip_index, shift=shift)) * 0.5
+
+
 def flip_test(model: nn.Module, images: torch.Tensor, flip_index, shift: bool = False) -> torch.Tensor:
     """Average of ``model(images)`` and the flipped-back heatmaps of the mirrored images."""
-    out = model(images)
-    flipped = flip_heatmaps(model(images.flip(-1)), flip_index, shift=shift)
-    return (out + flipped) * 0.5
+    return average_with_mirror(model(images), model(images.flip(-1)), flip_index, shift)
 
 
 class EnsembleNet(nn.Module):

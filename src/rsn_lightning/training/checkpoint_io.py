@@ -77,6 +77,15 @@ def checkpoint_metadata(net, normalization, keypoints: str, codec, test: dict) -
             "normalization": normalization.to_dict(), "keypoints": keypoints, "codec": codec.to_dict(), "test": test}
 
 
+def add_resume_state(checkpoint: dict) -> None:
+    """The global RNG states, and the weights in the default memory layout (a channels-last network's
+    4-D tensors would otherwise be saved channels-last)."""
+    checkpoint["rng_states"] = rng_states()
+    state = checkpoint.get("state_dict")
+    if state is not None:
+        checkpoint["state_dict"] = {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
 def rng_states() -> dict:
     """The global RNG states (torch, NumPy's legacy global, Python's) as plain values (weights_only loads)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - the legacy global state

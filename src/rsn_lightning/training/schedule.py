@@ -88,3 +88,17 @@ def build_recipe_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, s
     steps = list(milestones) or [int(e * steps_per_epoch) for e in milestone_epochs]
     return build_scheduler(optimizer, name, total_steps, int(min(warmup_steps, total_steps)), warmup_factor,
                            steps, gamma)
+
+
+def recipe_optimization(parameters, trainer, batch_size: int, optimizer_cfg: dict, scheduler_cfg: dict) -> dict:
+    """Lightning's ``configure_optimizers`` answer: the optimiser at the run's total batch (per-device
+    ``batch_size`` x devices x accumulation) and the recipe's schedule, stepped every step."""
+    total_batch = batch_size * trainer.world_size * int(trainer.accumulate_grad_batches)
+    optimizer = build_optimizer(parameters, total_batch, **optimizer_cfg)
+    total = int(trainer.estimated_stepping_batches)
+    steps_per_epoch = max(1, total // max(1, int(trainer.max_epochs or 1)))
+    scheduler = build_recipe_scheduler(optimizer, total, steps_per_epoch, **scheduler_cfg)
+    log.info("optimizer %s lr %.3g (model.optimizer.lr %.3g, total batch %d), %d steps",
+             optimizer_cfg["name"], optimizer.param_groups[0]["lr"], optimizer_cfg["lr"], total_batch, total)
+    # "name": the key LearningRateMonitor logs the rate under
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
