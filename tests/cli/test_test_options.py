@@ -7,7 +7,8 @@ import pytest
 from hydra.utils import instantiate
 from test_configs import compose_train
 
-from rsn_lightning.models.checkpoint import authors_test_settings
+from rsn_lightning.test_settings import authors_test_settings
+from rsn_lightning.training.validators import module_inputs
 
 OPTIONS = ["model.test.oks_nms=soft", "model.test.rescore=mmpose", "model.test.score_threshold=0.3"]
 
@@ -19,7 +20,10 @@ def test_rescore_and_oks_nms_overrides_compose(experiment, tmp_path):
 
 
 def test_rescore_and_oks_nms_reach_the_module(tmp_path):
-    module = instantiate(compose_train(tmp_path, ["experiment=quickstart", *OPTIONS]).model)
+    cfg = compose_train(tmp_path, ["experiment=quickstart", *OPTIONS])
+    codec = instantiate(cfg.codec)
+    datamodule = instantiate(cfg.data, codec=codec)
+    module = instantiate(cfg.model, _partial_=True)(codec=codec, **module_inputs(datamodule))
     assert (module.test_cfg["oks_nms"], module.test_cfg["rescore"], module.test_cfg["score_threshold"]) == (
         "soft", "mmpose", 0.3)
 

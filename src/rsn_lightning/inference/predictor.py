@@ -11,7 +11,7 @@ and ``net.test_settings``) unless a keyword overrides it:
 4. post-processing (``evaluation.postprocess``): rescoring, per-image OKS-NMS, the COCO results entries.
 
 A network that records nothing (a bare ``nn.Module``, or a file written without them) gets the authors'
-settings for its keypoint set (``models.checkpoint.authors_codec`` / ``authors_test_settings``), with a
+settings for its keypoint set (``codec.authors_codec`` / ``test_settings.authors_test_settings``), with a
 warning. A network whose weights or outputs are not finite is refused. Files, folders, videos and
 detection files are ``rsn-predict``'s (``cli/predict.py``); detection files are parsed by
 ``inference.detections``.
@@ -30,17 +30,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from rsn_lightning.codec import HeatmapCodec
+from rsn_lightning.codec import HeatmapCodec, authors_codec
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, TopDownTransform
 from rsn_lightning.errors import BadInputError
-from rsn_lightning.models.tta import flip_test
 from rsn_lightning.evaluation.postprocess import RESCORE_MODES, coco_results, nms_mode, select_instances
 from rsn_lightning.inference.detections import box_is_valid
 from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
-from rsn_lightning.models.checkpoint import TEST_SETTINGS, authors_codec, authors_test_settings
 from rsn_lightning.models.fuse import inference_network
+from rsn_lightning.models.tta import flip_test
 from rsn_lightning.normalization import InputNormalization
 from rsn_lightning.strict_device import to_device
+from rsn_lightning.test_settings import TEST_SETTINGS, authors_test_settings, with_given
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Predictor:
         self.codec: HeatmapCodec = codec or recorded_codec
         given = {"flip": flip, "flip_shift": flip_shift, "box_extension": box_extension, "rescore": rescore,
                  "score_threshold": score_threshold, "oks_nms": oks_nms, "nms_threshold": nms_threshold}
-        self.settings = {k: recorded.get(k) for k in TEST_SETTINGS} | {k: v for k, v in given.items() if v is not None}
+        self.settings = with_given({k: recorded.get(k) for k in TEST_SETTINGS}, given)
         self._check_settings()
         norm = normalization or getattr(model, "normalization", None)
         self.normalization = norm if isinstance(norm, InputNormalization) else InputNormalization.from_dict(norm)

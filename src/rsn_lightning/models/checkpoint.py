@@ -25,12 +25,11 @@ from rsn_lightning.codec import HeatmapCodec, authors_codec
 from rsn_lightning.errors import BadInputError
 from rsn_lightning.models.rsn import RSN
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.test_settings import authors_test_settings, recorded_test_settings, with_given
 
 FORMAT = "rsn_lightning"
 VERSION = 1
 LIGHTNING_PREFIX = "net."
-# the test-time settings a checkpoint records beside its codec
-TEST_SETTINGS = ("flip", "flip_shift", "box_extension", "rescore", "score_threshold", "oks_nms", "nms_threshold")
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,6 @@ def check_arch(arch: dict, source: str) -> None:
                          "damaged or tampered checkpoint; nothing was built")
 
 
-def authors_test_settings(keypoints: str = "coco") -> dict:
-    """The authors' test-time settings: flip test on (no shift), their box extension for the keypoint set
-    (x1.09/x1.135 for COCO, x1.25 for MPII: ``data.transforms.AUGMENT_PRESETS``), their rescoring, no OKS-NMS."""
-    from rsn_lightning.data.transforms import AUGMENT_PRESETS
-
-    augment = AUGMENT_PRESETS.get(str(keypoints), AUGMENT_PRESETS["coco"])
-    return {"flip": True, "flip_shift": False, "box_extension": [augment.test_x_ext, augment.test_y_ext],
-            "rescore": "authors", "score_threshold": 0.2, "oks_nms": None, "nms_threshold": None}
-
-
 def recorded_codec(d: dict, source: str = "checkpoint") -> HeatmapCodec:
     """The codec a checkpoint dict (``load_checkpoint_dict``) records; for files without one, the authors'
     codec for its keypoint set at its recorded input size, with the decoding its ``test`` entry recorded
@@ -93,12 +82,6 @@ def recorded_codec(d: dict, source: str = "checkpoint") -> HeatmapCodec:
     log.warning("%s records no codec: decoding with %s (the authors' for its keypoint set%s)", source, codec,
                 ", and the decoding it was validated with" if legacy else "")
     return codec
-
-
-def recorded_test_settings(d: dict) -> dict:
-    """The test-time settings a checkpoint dict records, completed with the authors' for missing keys."""
-    recorded = {k: v for k, v in (d.get("test") or {}).items() if k in TEST_SETTINGS}
-    return {**authors_test_settings(d.get("keypoints") or "coco"), **recorded}
 
 
 def state_dict_mismatch(net: nn.Module, state_dict: Mapping[str, torch.Tensor], limit: int = 5) -> str | None:
@@ -134,14 +117,11 @@ def save_checkpoint(
     path: str | Path, net: RSN, normalization: InputNormalization | None = None, keypoints: str = "coco",
     codec: HeatmapCodec | None = None, test_settings: dict | None = None,
 ) -> Path:
-    """Write this project's checkpoint format; ``codec`` and ``test_settings`` (all of ``TEST_SETTINGS``)
+    """Write this project's checkpoint format; ``codec`` and ``test_settings`` (all of ``test_settings.TEST_SETTINGS``)
     default to the authors' for ``keypoints`` (``authors_codec``, ``authors_test_settings``)."""
     normalization = normalization or InputNormalization()
     codec = codec or authors_codec(keypoints)
-    test_settings = {**authors_test_settings(keypoints), **(test_settings or {})}
-    unknown = set(test_settings) - set(TEST_SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown test settings {sorted(unknown)}; expected some of {list(TEST_SETTINGS)}")
+    test_settings = with_given(authors_test_settings(keypoints), test_settings or {})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(

@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from rsn_lightning.codec import authors_codec
-from rsn_lightning.models.checkpoint import authors_test_settings, load_state_dict_strict, save_checkpoint
+from rsn_lightning.models.checkpoint import load_state_dict_strict, save_checkpoint
 from rsn_lightning.models.rsb import branch_width
 from rsn_lightning.models.rsn import BASE_CHANNELS, RSN
 from rsn_lightning.normalization import AUTHORS_NORMALIZATION, MMPOSE_NORMALIZATION, InputNormalization
+from rsn_lightning.test_settings import authors_test_settings
 
 DEFAULT_BRANCH_RATIO = 26 / 64
 SOURCES = ("official", "mmpose")

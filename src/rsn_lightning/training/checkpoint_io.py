@@ -72,7 +72,7 @@ def checkpoint_metadata(net, normalization, keypoints: str, codec, test: dict) -
     """The entries that let ``models.checkpoint.load_model`` rebuild the bare network without Lightning or
     Hydra, and rsn-predict / rsn-eval / rsn-export run it as it was validated: ``arch``, ``normalization``,
     ``keypoints``, ``codec`` (``HeatmapCodec.to_dict()``, the input size included) and ``test`` (the
-    test-time settings, ``models.checkpoint.TEST_SETTINGS``)."""
+    test-time settings, ``test_settings.TEST_SETTINGS``)."""
     return {"arch": net.arch_config() if hasattr(net, "arch_config") else None,
             "normalization": normalization.to_dict(), "keypoints": keypoints, "codec": codec.to_dict(), "test": test}
 

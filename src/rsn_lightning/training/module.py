@@ -21,7 +21,7 @@ from torch import nn
 from rsn_lightning import strict_device
 from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.keypoints import KeypointSpec
-from rsn_lightning.models.checkpoint import TEST_SETTINGS
+from rsn_lightning.test_settings import TEST_SETTINGS
 from rsn_lightning.models.tta import average_with_mirror
 from rsn_lightning.normalization import InputNormalization
 from rsn_lightning.training.checkpoint_io import add_resume_state, checkpoint_metadata, set_rng_states
@@ -33,7 +33,7 @@ from rsn_lightning.training.schedule import build_optimizer, build_recipe_schedu
 
 log = logging.getLogger(__name__)
 
-# model.test: the test-time settings of validation (a checkpoint records them: models.checkpoint.TEST_SETTINGS)
+# model.test: the test-time settings of validation (a checkpoint records them: test_settings.TEST_SETTINGS)
 TEST_KEYS = ("flip", "flip_shift", "rescore", "score_threshold", "oks_nms", "nms_threshold")
 
 
@@ -189,7 +189,7 @@ class RSNLitModule(NonFiniteLossPolicy, pl.LightningModule):
         add_resume_state(checkpoint)
 
     def test_settings(self) -> dict:
-        """The test-time settings a checkpoint records (``models.checkpoint.TEST_SETTINGS``)."""
+        """The test-time settings a checkpoint records (``test_settings.TEST_SETTINGS``)."""
         return {k: self.box_extension if k == "box_extension" else self.test_cfg[k] for k in TEST_SETTINGS}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
