@@ -17,7 +17,7 @@
 # # Ablation sweep: accuracy against cost, and what each design factor buys
 #
 # Reads a Hydra multirun folder (`logs/train/multiruns/<time>/`): its `summary.csv`, else each job's
-# `job_result.json`, else the jobs' CSV logs (`rsn_lightning.evaluation.plots.load_sweep_rows`), or
+# `job_result.json`, else the jobs' CSV logs (`rsn_lightning.runs.sweep_rows.load_sweep_rows`), or
 # wandb runs (`load_wandb_rows`: offline run folders without an account, or `entity/project` through
 # the API). Then a table of the runs, AP against GFLOPs and against training images/s with the Pareto
 # front, and AP against stages, width, input size and PRM, with the RSN paper's COCO val numbers drawn
@@ -35,11 +35,12 @@
 import os
 from pathlib import Path
 
-from rsn_lightning.evaluation import plots
+from rsn_lightning.reports import sweep_figures, wandb_rows
+from rsn_lightning.runs import sweep_rows
 
 WANDB = os.environ.get("RSN_WANDB")
 if WANDB:
-    rows = plots.load_wandb_rows(WANDB)
+    rows = wandb_rows.load_wandb_rows(WANDB)
     SOURCE = Path(WANDB) if Path(WANDB).exists() else Path("wandb_" + WANDB.replace("/", "_"))
 else:
     if os.environ.get("RSN_SWEEP"):
@@ -53,10 +54,10 @@ else:
                 "`rsn-train -m experiment=quickstart logger=csv model.optimizer.lr=1e-3,2e-3,4e-3`, "
                 "or set RSN_SWEEP to a sweep folder (or RSN_WANDB to wandb runs)")
         SOURCE = found[-1].parent
-    rows = plots.load_sweep_rows(SOURCE)
+    rows = sweep_rows.load_sweep_rows(SOURCE)
 FIGURES = Path(os.environ.get("RSN_FIGURES") or SOURCE / "figures")
-print(f"{SOURCE}: {len(rows)} runs; swept: {', '.join(plots.swept_columns(rows)) or 'nothing'}")
-print(plots.sweep_table_text(rows))
+print(f"{SOURCE}: {len(rows)} runs; swept: {', '.join(sweep_rows.swept_columns(rows)) or 'nothing'}")
+print(sweep_rows.sweep_table_text(rows))
 
 # %% [markdown]
 # AP against cost. The Pareto front joins the runs no other run beats at lower cost. The paper's
@@ -68,9 +69,9 @@ print(plots.sweep_table_text(rows))
 import matplotlib.pyplot as plt
 
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
-swept = plots.swept_columns(rows)
-plots.plot_accuracy_vs_cost(rows, "gflops", ax=left, swept=swept)
-plots.plot_accuracy_vs_cost(rows, "images_per_s", ax=right, swept=swept)
+swept = sweep_rows.swept_columns(rows)
+sweep_figures.plot_accuracy_vs_cost(rows, "gflops", ax=left, swept=swept)
+sweep_figures.plot_accuracy_vs_cost(rows, "images_per_s", ax=right, swept=swept)
 fig.tight_layout()
 
 # %% [markdown]
@@ -81,7 +82,7 @@ factors = [f for f in ("num_stages", "width_mult", "input_size", "prm", *swept)
            if any(r.get(f) not in (None, "") for r in rows)]
 fig, axes = plt.subplots(1, max(1, len(factors)), figsize=(4.5 * max(1, len(factors)), 3.8), squeeze=False)
 for ax, factor in zip(axes[0], factors):
-    plots.plot_ap_by_factor(rows, factor, ax=ax)
+    sweep_figures.plot_ap_by_factor(rows, factor, ax=ax)
 fig.tight_layout()
 
 # %% [markdown]
@@ -90,10 +91,10 @@ fig.tight_layout()
 # resolution or decoding changes.
 
 # %%
-from rsn_lightning.evaluation.sweeps import load_sweep
+from rsn_lightning.runs.sweeps import load_sweep
 
 has_logs = not WANDB and any(SOURCE.glob("*/csv/metrics.csv"))
-ax = plots.plot_keypoint_oks_best_worst(load_sweep(SOURCE)) if has_logs else None
+ax = sweep_figures.plot_keypoint_oks_best_worst(load_sweep(SOURCE)) if has_logs else None
 if ax is None:
     print("no per-keypoint OKS logged by these jobs")
 else:
@@ -101,8 +102,8 @@ else:
     ax.figure.savefig(FIGURES / "keypoint_oks_best_worst.png")
 
 # %% [markdown]
-# The same figures as PNG files (what `plots.sweep_figures` writes without a notebook):
+# The same figures as PNG files (what `sweep_figures.sweep_figures` writes without a notebook):
 
 # %%
-for path in plots.sweep_figures(rows, FIGURES):
+for path in sweep_figures.sweep_figures(rows, FIGURES):
     print(path)

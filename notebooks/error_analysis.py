@@ -35,8 +35,8 @@
 import os
 from pathlib import Path
 
-from rsn_lightning.evaluation import plots
-from rsn_lightning.evaluation.error_analysis import write_analysis
+from rsn_lightning.reports import error_figures
+from rsn_lightning.reports.error_figures import write_analysis
 
 
 def newest(pattern):
@@ -70,7 +70,7 @@ print("background false positives:", report["background_fp"]["count"],
 # Which joints go wrong, and how:
 
 # %%
-plots.plot_keypoint_errors(report);
+error_figures.plot_keypoint_errors(report);
 
 # %% [markdown]
 # The AP gained by correcting each error type, cumulatively in coco-analyze's order (miss, swap,
@@ -79,13 +79,13 @@ plots.plot_keypoint_errors(report);
 # %%
 for step in report["ap_after_correction"]:
     print(f"{step['error']:<16} AP {step['AP']:.4f}  AP50 {step['AP50']:.4f}  AP75 {step['AP75']:.4f}")
-plots.plot_ap_improvement(report);
+error_figures.plot_ap_improvement(report);
 
 # %% [markdown]
 # OKS of the matched detections by person size:
 
 # %%
-plots.plot_oks_by_size(report);
+error_figures.plot_oks_by_size(report);
 
 # %% [markdown]
 # Two results files side by side (e.g. two checkpoints, or two decodings): which error types the
@@ -95,7 +95,7 @@ plots.plot_oks_by_size(report);
 if RESULTS_B is not None:
     report_b = write_analysis(GT, RESULTS_B, FIGURES / RESULTS_B.stem)
     reports = {RESULTS_B.stem: report_b, RESULTS.stem: report}
-    plots.compare_error_analyses(reports, FIGURES / "comparison.png")
+    error_figures.compare_error_analyses(reports, FIGURES / "comparison.png")
     for kind in report["keypoint_errors"]:
         print(f"{kind:<10} {report_b['keypoint_errors'][kind]:6d} -> {report['keypoint_errors'][kind]:6d}")
 else:

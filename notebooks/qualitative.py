@@ -37,9 +37,9 @@ from pathlib import Path
 import cv2
 
 from rsn_lightning import load_model
-from rsn_lightning.evaluation import plots
 from rsn_lightning.evaluation.error_analysis import analyze
 from rsn_lightning.inference import Predictor
+from rsn_lightning.reports import predictions
 
 
 def newest(pattern):
@@ -64,7 +64,7 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 gt = json.loads(GT.read_text())
 results = json.loads(RESULTS.read_text())
 report = analyze(GT, results)
-ranked = plots.instance_oks(report)
+ranked = predictions.instance_oks(report)
 if ranked:
     print(f"{len(ranked)} detections matched; OKS from {ranked[0]['oks']:.3f} to {ranked[-1]['oks']:.3f}")
 else:
@@ -74,10 +74,10 @@ else:
 # The best predictions (top) and the worst (bottom); white dots are the labelled keypoints.
 
 # %%
-best = plots.plot_instances(ranked[::-1][:4], gt, results, IMAGES)
+best = predictions.plot_instances(ranked[::-1][:4], gt, results, IMAGES)
 best.suptitle("best")
 best.savefig(FIGURES / "best.png")
-worst = plots.plot_instances(ranked[:4], gt, results, IMAGES)
+worst = predictions.plot_instances(ranked[:4], gt, results, IMAGES)
 worst.suptitle("worst")
 worst.savefig(FIGURES / "worst.png")
 
@@ -91,14 +91,14 @@ predictor = Predictor(net, flip=False)
 people = {a["id"]: a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0}
 ann = people[ranked[0]["annotation_id"]] if ranked else next(iter(people.values()))
 image = cv2.imread(str(IMAGES / {i["id"]: i["file_name"] for i in gt["images"]}[ann["image_id"]]))
-crop_rgb, crop = plots.person_crop(predictor, image, ann["bbox"])
-maps = plots.network_maps(net, crop)
+crop_rgb, crop = predictions.person_crop(predictor, image, ann["bbox"])
+maps = predictions.network_maps(net, crop)
 joint = predictor.spec.names.index(JOINT)
-plots.plot_stage_heatmaps(maps, joint, JOINT, crop_rgb).savefig(FIGURES / "stage_heatmaps.png")
+predictions.plot_stage_heatmaps(maps, joint, JOINT, crop_rgb).savefig(FIGURES / "stage_heatmaps.png")
 
 # %% [markdown]
 # The PRM on the final heatmaps: its input, its attention (channel weight x spatial map) and its output.
 
 # %%
-plots.plot_prm_attention(maps, joint, JOINT).savefig(FIGURES / "prm_attention.png")
+predictions.plot_prm_attention(maps, joint, JOINT).savefig(FIGURES / "prm_attention.png")
 print("figures in", FIGURES)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rsn_lightning.cli.bench import bench_data
+from rsn_lightning.bench.data import bench_data
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ def _setup(model: str, batch: int, w: int, h: int, mode: str):
     import torch
     from torch import nn
 
-    from rsn_lightning.cli.bench import _Workload
+    from rsn_lightning.bench.workloads import Workload
     from rsn_lightning.models import create_model
     from rsn_lightning.models.batchnorm import BatchNorm2d
 
@@ -45,8 +45,8 @@ def _setup(model: str, batch: int, w: int, h: int, mode: str):
             m.round_trip_max_elements = 0
         elif type(m) is BatchNorm2d and mode != "library":
             m.__class__ = nn.BatchNorm2d
-    workload = _Workload(model, (w, h), batch, "nchw" if mode == "nchw" else "default", torch.device("cpu"),
-                         channels_last=True, net=net)
+    workload = Workload(model, (w, h), batch, "nchw" if mode == "nchw" else "default", torch.device("cpu"),
+                        channels_last=True, net=net)
     return workload.train_fn
 
 

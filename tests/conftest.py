@@ -60,11 +60,20 @@ def rsn_checkpoint_fixtures() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic COCO-format dataset generated once per test session."""
-    from rsn_lightning.data.synthetic import generate
+    from rsn_lightning.synthetic import generate
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, num_train=24, num_val=8, seed=0)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _config_resolvers():
+    """The resolvers the configs use (``${cwd:}``, ...), registered as each Hydra app's main module does, for
+    the tests that compose the configs in-process."""
+    from rsn_lightning.cli.common import register_resolvers
+
+    register_resolvers()
 
 
 @pytest.fixture(scope="session", autouse=True)

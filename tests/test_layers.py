@@ -31,4 +31,4 @@ def test_the_contract_names_every_package_and_top_level_module():
     package = REPO / "src" / "rsn_lightning"
     actual = {f"rsn_lightning.{p.stem if p.is_file() else p.name}" for p in package.iterdir()
               if (p.is_file() and p.suffix == ".py" and p.name != "__init__.py") or (p / "__init__.py").is_file()}
-    assert actual == named, f"not in the contract: {sorted(actual - named)}; not in the package: {sorted(named - actual)}"
+    assert actual == named, f"not in the contract: {sorted(actual - named)}; not a package: {sorted(named - actual)}"

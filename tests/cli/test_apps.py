@@ -70,8 +70,8 @@ def test_checkpoint_records_how_it_was_validated_and_predict_reuses_it(trained, 
     """A quickstart checkpoint (DARK decoding, no flip test, 64x96 here) carries those settings: the
     Predictor decodes as the validation did and finds the validation's people from the same detections."""
     from rsn_lightning import load_model
-    from rsn_lightning.cli.predict import run_predictions
     from rsn_lightning.evaluation.coco_eval import coco_keypoint_stats
+    from rsn_lightning.inference.predict_files import run_predictions
     from rsn_lightning.inference.predictor import Predictor
 
     tmp, metrics, paths = trained
@@ -162,7 +162,7 @@ def test_eval_crops_with_the_checkpoints_box_extension_unless_one_is_typed(train
     from types import SimpleNamespace
 
     from rsn_lightning import load_model
-    from rsn_lightning.cli.evaluate import CheckpointSettings
+    from rsn_lightning.cli.checkpoint_settings import CheckpointSettings
     from rsn_lightning.data.transforms import AUGMENT_PRESETS
 
     tmp, _, paths = trained

@@ -93,9 +93,9 @@ def test_the_onnx_export_carries_the_codec_and_decodes_to_rsn_predicts_keypoints
     import cv2
 
     from rsn_lightning.codec import HeatmapCodec
-    from rsn_lightning.models.tta import flip_heatmaps
     from rsn_lightning.inference.predictor import Predictor
     from rsn_lightning.keypoints import MPII_KEYPOINTS
+    from rsn_lightning.models.tta import flip_heatmaps
 
     work, ckpt, _, export_log = mpii_run
     assert "input [N, 3, 64, 64]" in export_log

@@ -1,4 +1,4 @@
-"""Every shell command of the README (and docs/*.md) runs as written.
+"""Every shell command of the README and of docs/*.md runs as written.
 
 The commands are read from the fenced ``bash``/``sh`` blocks and run verbatim, each through the
 virtual environment's console script, in a subprocess, from a temporary folder outside the repository
@@ -7,9 +7,9 @@ the size-limiting overrides below, and for COCO the ../shared mini set in place 
 COMMANDS says how each command is run; a command with no entry fails, and so does an entry that no
 longer matches a command, so the docs and this test cannot drift apart.
 
-To add a README command: add its exact text (trailing ``# comment`` removed) to COMMANDS with ``Run``
-(append size limits, name the files it reads), ``Compose`` (cannot run here: say why; composed with
-``--cfg job``) or ``NotRun`` (not a tool call, or run by CI itself: say why).
+To add a command to the README or a guide: add its exact text (trailing ``# comment`` removed) to
+COMMANDS with ``Run`` (append size limits, name the files it reads), ``Compose`` (cannot run here: say
+why; composed with ``--cfg job``) or ``NotRun`` (not a tool call, or run by CI itself: say why).
 """
 
 from __future__ import annotations
@@ -96,17 +96,18 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
         ran_by="quickstart_folder"),
     "bash scripts/setup.sh && .venv/bin/python -m pytest": NotRun(
         "the test suite itself: exactly what CI runs (.ci/run)"),
-    # README: Installed as a package, and your own configs
+    # docs/install.md: your own configs
     "rsn-train --config-dir my_configs experiment=my_tiny": Run(
         (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (last checkpoint)"),
     'rsn-train "hydra.searchpath=[file://my_configs]" experiment=my_tiny': Run(
         (*FDR, *QUICK[:2]), inputs=("my_configs/",), expect="Validation (last checkpoint)"),
-    # README: Training on COCO and MPII
+    # docs/training.md: training on COCO
     "rsn-train experiment=coco_rsn18_256x192 data.root=/data/coco "
     "data.det_file=/data/coco/person_detection_results/COCO_val2017_detections_AP_H_56_person.json": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="Validation"),
     "rsn-train experiment=coco_4xrsn50_384x288 trainer=ddp": Compose(
         "DDP over every GPU of a node: needs GPUs"),
+    # docs/clusters.md: launchers, site limits, a cluster without GPUs, the SLURM cluster on this machine
     "rsn-train -m hydra/launcher=slurm experiment=coco_rsn50_256x192 trainer=ddp trainer.devices=8 "
     "model.net.num_stages=1,2,4": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
@@ -114,7 +115,6 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "hydra.launcher.mem_gb=200 experiment=coco_rsn18_256x192 trainer=ddp trainer.devices=4 "
     "model.net.width_mult=0.5,1.0": Compose(
         "submits to a SLURM cluster", needs_module="hydra_plugins.hydra_submitit_launcher"),
-    # docs/clusters.md: a cluster without GPUs, and the SLURM cluster on this machine
     "rsn-train -m hydra/launcher=slurm_cpu trainer=ddp_cpu experiment=quickstart model.optimizer.lr=1e-3,2e-3": OnSlurm(
         QUICK, expect="Sweep summary (2 jobs, 0 failed)"),
     "rsn-train -m experiment=quickstart sweep_name=lr_grid model.optimizer.lr=1e-3,2e-3,4e-3": Run(
@@ -125,19 +125,19 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "rsn-train -m hydra/launcher=joblib hydra.launcher.n_jobs=2 experiment=coco_rsn18_256x192 trainer=gpu "
     "model.net.width_mult=0.5,1.0": Run(
         (*COCO_MINI_DATA, *ON_CPU, *FDR), inputs=("coco_mini",), expect="summary.csv"),
-    # README: Comparing runs (the sweep example, then the upload of its offline wandb runs)
+    # docs/clusters.md: sweeps (the sweep example, then the upload of its offline wandb runs)
     "rsn-train -m experiment=quickstart logger=many_loggers model.optimizer.lr=1e-3,2e-3,4e-3": Run(
         QUICK, expect="summary.csv", ran_by="quickstart_sweep_folder"),
     "wandb sync logs/train/multiruns/*/*/wandb/offline-run-*": Run(
         ("--dry-run",), inputs=("quickstart sweep",), expect="Would sync 3 run(s)"),
-    # README: Error analysis and notebooks (after the quickstart: its run folder in the working folder)
+    # docs/analysis.md: after the quickstart (its run folder in the working folder)
     'rsn-analyze data/synthetic/annotations/person_keypoints_val.json '
     '"$(ls -t logs/train/runs/*/results/*.json | head -1)" --out analysis': Run(
         inputs=("quickstart run",), expect="error_analysis.json"),
     'rsn-eval experiment=quickstart ckpt_path="$(ls -td logs/train/runs/*/ | head -1)checkpoints/last.ckpt" '
     'analysis=true': Run(QUICK[:2], inputs=("quickstart run",), expect="error_analysis"),
     "jupyter execute notebooks/error_analysis.ipynb": Run(inputs=("quickstart run", "notebooks/")),
-    # README: Using published weights (fixture weights in both layouts stand for the downloads)
+    # docs/weights.md: fixture weights in both layouts stand for the downloads
     "rsn-convert --from official iter-96000.pth rsn18_official.pth": Run(
         inputs=("iter-96000.pth",), expect="rsn18_official.pth"),
     "rsn-convert --from mmpose rsn18_coco_256x192.pth rsn18_mmpose.pth": Run(
@@ -145,14 +145,18 @@ COMMANDS: dict[str, Run | Compose | NotRun] = {
     "rsn-eval ckpt_path=rsn18_mmpose.pth experiment=coco_rsn18_256x192 data.root=/data/coco": Run(
         (*COCO_MINI_DATA, *ON_CPU, "+trainer.limit_val_batches=2"), inputs=("rsn18_mmpose.pth", "coco_mini"),
         expect="AP"),
-    # README: Inference, pictures, export (a quickstart checkpoint stands for model.ckpt)
+    # docs/inference.md: a quickstart checkpoint stands for model.ckpt
     "rsn-predict ckpt_path=model.ckpt input=photos/ detections=person_dets.json": Run(
         inputs=("model.ckpt", "photos/", "person_dets.json"), expect="people in 4 images"),
     "rsn-export model.ckpt model.onnx --input-size 192 256": Run(
         inputs=("model.ckpt",), expect="onnxruntime vs PyTorch"),
+    # docs/synthetic.md: a few images instead of 5,000
+    "rsn-synth my_synthetic --num-train 4500 --num-val 500 --seed 0 --image-size 384 288": Run(
+        ("--num-train", "8", "--num-val", "4"), expect="synthetic dataset in"),
+    # docs/performance.md: the benchmarks (the one of its table on the tiny preset, 1 step, tiny
+    # evaluation), and the data benchmark
     "rsn-bench --model rsn18 --input 192 256 --batch 32": Run(
         ("--batch", "2", "--steps", "1", "--warmup", "0", "--rounds", "1"), expect="images/s"),
-    # README: Performance (the benchmark of the README's table, on the tiny preset, 1 step, tiny evaluation)
     "rsn-bench --model rsn18 rsn50 --input 192 256 --batch 16 --eval-images 5000 --data-seconds 5 --json bench.json "
     "--markdown bench.md": Run(
         ("--model", "rsn_tiny", "--input", "64", "96", "--batch", "2", "--steps", "1", "--warmup", "0", "--rounds", "1",
@@ -239,23 +243,23 @@ def _detections(cwd: Path) -> None:
 
 
 def _my_configs(cwd: Path) -> None:
-    """The README's own example file: the yaml block after the first mention of its path."""
-    readme = (REPO / "README.md").read_text()
+    """The install guide's own example file: the yaml block after the first mention of its path."""
+    guide = (REPO / "docs" / "install.md").read_text()
     name = "my_configs/experiment/my_tiny.yaml"
-    start = readme.index(name)
-    block = re.compile(r"^```yaml\s*\n(.*?)^```", re.MULTILINE | re.DOTALL).search(readme, start)
+    start = guide.index(name)
+    block = re.compile(r"^```yaml\s*\n(.*?)^```", re.MULTILINE | re.DOTALL).search(guide, start)
     (cwd / name).parent.mkdir(parents=True)
     (cwd / name).write_text(block.group(1))
 
 
 def _checkout_folder(name: str) -> Callable[[Path], None]:
-    # scripts/ and notebooks/ of the source checkout, which the README runs from the clone's root
+    # scripts/ and notebooks/ of the source checkout, which the docs run from the clone's root
     return lambda cwd: (cwd / name).symlink_to(REPO / name, target_is_directory=True)
 
 
 def _copy_run(fixture: str) -> Callable[[Path, pytest.FixtureRequest], None]:
-    """The logs/ of an earlier size-limited README command (a fixture's working folder) copied into this
-    one, its generated data/ linked: the state the README's next command starts from."""
+    """The logs/ of an earlier size-limited command of the docs (a fixture's working folder) copied into
+    this one, its generated data/ linked: the state the docs' next command starts from."""
 
     def make(cwd: Path, request: pytest.FixtureRequest) -> None:
         earlier = request.getfixturevalue(fixture)
@@ -284,7 +288,7 @@ RUN_INPUTS: dict[str, Callable[[Path, pytest.FixtureRequest], None]] = {
 }
 
 
-# what the fixtures below ran: argv -> its completed process (the README command's own run, ``ran_by``)
+# what the fixtures below ran: argv -> its completed process (the documented command's own run, ``ran_by``)
 FIXTURE_RUNS: dict[tuple[str, ...], subprocess.CompletedProcess] = {}
 
 
@@ -302,14 +306,14 @@ def quickstart_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def quickstart_checkpoint(quickstart_folder) -> Path:
-    """model.ckpt of the README: the checkpoint the quickstart reports (its last)."""
+    """model.ckpt of docs/inference.md: the checkpoint the quickstart reports (its last)."""
     (checkpoint,) = (quickstart_folder / "logs" / "train" / "runs").glob("*/checkpoints/last.ckpt")
     return checkpoint
 
 
 @pytest.fixture(scope="module")
 def quickstart_sweep_folder(tmp_path_factory) -> Path:
-    """The folder the README's sweep example (size-limited) ran in."""
+    """The folder the sweep example of docs/clusters.md (size-limited) ran in."""
     cwd = tmp_path_factory.mktemp("sweep")
     _run_for_later(["rsn-train", "-m", "experiment=quickstart", "logger=many_loggers",
                     "model.optimizer.lr=1e-3,2e-3,4e-3", *QUICK], cwd)
@@ -350,7 +354,6 @@ def _compose_multirun(argv: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    import rsn_lightning.cli.sweep_job  # noqa: F401  (its resolvers, as rsn-train's import registers them)
     from rsn_lightning.cli.common import config_dir
 
     assert argv[0] == "rsn-train" and argv[1] == "-m", argv

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -19,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rsn_lightning.evaluation.sweeps import load_summary, summary_rows
+from offline_wandb import wandb_runs
+from rsn_lightning.runs.sweeps import load_summary, summary_rows
 
 BIN = Path(sys.executable).parent
 # size-limiting overrides: a 12-image synthetic set at 64x96, 2 batches per epoch, logged at every step
@@ -56,44 +56,6 @@ def only_sweep(tmp: Path) -> Path:
     sweeps = list((tmp / "logs" / "train" / "multiruns").iterdir())
     assert len(sweeps) == 1, sweeps
     return sweeps[0]
-
-
-def wandb_records(path: Path):
-    """The records of an offline wandb run file (``run-<id>.wandb``): a W&B header, then LevelDB-log framing
-    (32 KiB blocks of [crc32, length, type] + payload) around protobuf ``Record`` messages."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, pos, chunk = path.read_bytes(), 7, b""
-    assert data[:4] == b":W&B", f"{path} is not a wandb run file"
-    while pos + 7 <= len(data):
-        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
-            pos += 32768 - pos % 32768
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST: a whole record
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(chunk)
-            chunk = b""
-            yield record
-
-
-def wandb_runs(folder: Path) -> list[dict]:
-    runs = []
-    for path in sorted(folder.glob("**/wandb/offline-run-*/run-*.wandb")):
-        run = {"folder": path.parents[2]}
-        for record in wandb_records(path):
-            kind = record.WhichOneof("record_type")
-            if kind == "run":
-                run.update(name=record.run.display_name, group=record.run.run_group, job_type=record.run.job_type,
-                           tags=list(record.run.tags))
-            elif kind == "exit":
-                run["exit_code"] = record.exit.exit_code
-            elif kind == "summary":
-                run.update({item.key: json.loads(item.value_json) for item in record.summary.update if item.key})
-        runs.append(run)
-    return runs
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +173,6 @@ def launcher_config(*overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import rsn_lightning.cli.sweep_job  # noqa: F401  (its resolvers, as rsn-train's import registers them)
     from rsn_lightning.cli.common import config_dir
 
     with initialize_config_dir(config_dir(), version_base="1.3"):
@@ -296,7 +257,7 @@ def test_a_killed_sweep_run_again_skips_done_jobs_resumes_the_unfinished_one_and
     from its last.ckpt, job 2 run, the summary over all three. Another sweep in that folder is refused."""
     import signal
 
-    from rsn_lightning.evaluation.sweeps import JOB_RESULT
+    from rsn_lightning.runs.sweeps import JOB_RESULT
 
     args = ["-m", *TINY, "logger=csv", "trainer.max_epochs=2", "sweep_name=grid", "model.optimizer.lr=1e-3,2e-3,4e-3"]
     folder = tmp_path / "logs" / "train" / "multiruns" / "grid"

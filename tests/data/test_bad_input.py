@@ -124,7 +124,7 @@ def test_image_failing_after_indexing_is_substituted_and_counted(bad_root, caplo
     ds = CocoKeypointDataset(ann_file, img_dir, TopDownTransform(INPUT, COCO_KEYPOINTS, train=True))
     (img_dir / "good.jpg").write_bytes(b"\xff\xd8 corrupted later \xff\xd9")
     idx = [r["image_path"].endswith("good.jpg") for r in ds.records].index(True)
-    with caplog.at_level(logging.WARNING, logger="rsn_lightning.data.coco"):
+    with caplog.at_level(logging.WARNING, logger="rsn_lightning.data.topdown"):
         a, b = ds[idx], ds[idx]
     assert a["target_weight"].sum() == 0 and a["heatmaps"].max() == 0
     assert a["image"].shape == (3, 128, 96) and b["index"] == idx

@@ -138,7 +138,7 @@ def test_image_failing_to_decode_is_handled_as_when_read_from_disk(tmp_path, cap
     assert decoded is not None and len(decoded) == 2
     image, reason = decoded.get(str(img_dir / "bad.jpg"))
     assert image is None and reason == "not an image OpenCV can decode"
-    with caplog.at_level(logging.WARNING, logger="rsn_lightning.data.coco"):
+    with caplog.at_level(logging.WARNING, logger="rsn_lightning.data.topdown"):
         good, bad = ds[0], ds[1]
     assert good["target_weight"].sum() > 0 and bad["target_weight"].sum() == 0
     assert list(ds.load_failures.values()) == [1] and "cannot use" in caplog.text

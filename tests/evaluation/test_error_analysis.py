@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsn_lightning.evaluation.error_analysis import ErrorAnalysis, analyze, classify_keypoints
+from rsn_lightning.evaluation.error_analysis import ErrorAnalysis, analyze
+from rsn_lightning.evaluation.keypoint_errors import classify_keypoints
 from rsn_lightning.keypoints import COCO_KEYPOINTS
 
 from .crafted_results import crafted_results, distance_for_similarity

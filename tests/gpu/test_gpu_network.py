@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from rsn_lightning.models.tta import flip_test
 from rsn_lightning.keypoints import get_keypoint_spec
 from rsn_lightning.models import create_model
 from rsn_lightning.models.batchnorm import BatchNorm2d as RowwiseBatchNorm2d
+from rsn_lightning.models.tta import flip_test
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

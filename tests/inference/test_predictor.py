@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from rsn_lightning.cli.predict import run_predictions
 from rsn_lightning.geometry import box_to_center_scale
 from rsn_lightning.inference.detections import Detections
+from rsn_lightning.inference.predict_files import run_predictions
 from rsn_lightning.inference.predictor import Predictor
 
 

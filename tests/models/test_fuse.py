@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rsn_lightning.cli.bench import _Workload
+from rsn_lightning.bench.workloads import Workload
 from rsn_lightning.models import RSN, create_model
 from rsn_lightning.models.fuse import count_batchnorms, fold_batchnorm
 from rsn_lightning.training.precision import native_bf16
@@ -75,7 +75,7 @@ def _mode_against_plain(mode: str, net=None):
     """rsn-bench's inference of ``mode`` and the plain float32 eval forward, on an rsn_tiny whose BN
     statistics are calibrated (unless ``net`` is given)."""
     net = _trained_looking(create_model("rsn_tiny")) if net is None else net
-    wl = _Workload("rsn_tiny", (64, 96), 2, mode, torch.device("cpu"), channels_last=True, net=net)
+    wl = Workload("rsn_tiny", (64, 96), 2, mode, torch.device("cpu"), channels_last=True, net=net)
     if wl.skipped:
         pytest.skip(wl.skipped)
     return wl, wl.infer_output(), wl.reference_output()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from rsn_lightning.evaluation.plots import network_maps
 from rsn_lightning.models.prm import PoseRefineMachine
 from rsn_lightning.models.registry import create_model
+from rsn_lightning.reports.predictions import network_maps
 
 
 def test_attention_parts_rebuild_the_forward_output():

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from rsn_lightning.models.tta import EnsembleNet, flip_heatmaps, flip_test
 from rsn_lightning.keypoints import COCO_KEYPOINTS
+from rsn_lightning.models.tta import EnsembleNet, flip_heatmaps, flip_test
 
 
 def small_net(seed=0, k=17):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evaluation.crafted_results import crafted_results  # tests/ is on sys.path (its conftest)
-from evaluation.sweep_folders import write_sweep
+from runs.sweep_folders import write_sweep
 
 jupytext = pytest.importorskip("jupytext", reason="the notebook tests need jupytext (dev extra)")
 nbclient = pytest.importorskip("nbclient", reason="the notebook tests need nbclient and ipykernel (dev extra)")

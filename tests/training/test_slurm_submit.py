@@ -1,9 +1,10 @@
 """A sweep that SLURM refuses to take, through the real command on the local SLURM cluster
 (scripts/local_slurm.sh): sbatch's own refusal, the key to change, exit status 2, no traceback, nothing
-submitted. And the same command on a machine without SLURM's commands."""
+submitted. And the same command on a machine without SLURM's commands, and the job sizes a sweep asks for."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -12,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the SLURM launcher: the slurm extra")
+from rsn_lightning.training.slurm_submit import slurm_count
+
+launcher_plugin = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                                     reason="the SLURM launcher: the slurm extra")
 
 BIN = Path(sys.executable).parent
 SWEEP = ["-m", "experiment=quickstart", "trainer.max_epochs=1", "model.optimizer.lr=1e-3,2e-3"]
@@ -31,6 +35,7 @@ def jobs_from(folder: Path) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split()[1:] == [str(folder)]]
 
 
+@launcher_plugin
 @pytest.mark.slurm
 @pytest.mark.parametrize(("overrides", "sbatch_says", "key"), [
     # the GPU launcher on a cluster whose nodes have no GPUs
@@ -60,6 +65,7 @@ def test_a_refused_sweep_names_the_key_to_change_and_submits_nothing(slurm_clust
     assert submitted == []  # submitit names a submitted job's folder by its SLURM id
 
 
+@launcher_plugin
 def test_the_slurm_launcher_without_slurm_says_where_to_run_it(tmp_path):
     """On a workstation: no sbatch/srun on PATH (here: PATH without the folders that hold them)."""
     slurm_dirs = {Path(found).resolve().parent for found in map(shutil.which, ("srun", "sbatch")) if found}
@@ -71,3 +77,11 @@ def test_the_slurm_launcher_without_slurm_says_where_to_run_it(tmp_path):
     assert ("error: hydra/launcher=slurm submits with SLURM's sbatch and srun, which this machine does not have "
             "(Could not detect \"srun\", are you indeed on a slurm cluster?): run the command on your cluster's "
             "login node") in proc.stderr
+
+
+def test_slurm_sizes_are_numbers():
+    assert slurm_count(4, "trainer.devices") == 4
+    assert slurm_count([0, 1], "trainer.devices") == 2
+    for bad in (-1, "auto", 0):
+        with pytest.raises(ValueError, match="set trainer.devices=<GPUs per node>"):
+            slurm_count(bad, "trainer.devices")

@@ -1,10 +1,12 @@
 """rsn_lightning's Hydra launchers (Hydra instantiates launchers only from the ``hydra_plugins`` namespace).
 
-``SlurmLauncher``: hydra-submitit-launcher's, which ``conf/hydra/launcher/slurm.yaml`` selects, with one
-change: a sweep that SLURM refuses to take (sbatch's error, e.g. GPUs asked of a CPU partition) or a machine
+``SlurmLauncher``: hydra-submitit-launcher's, which ``conf/hydra/launcher/slurm.yaml`` selects, with two
+changes: a sweep that SLURM refuses to take (sbatch's error, e.g. GPUs asked of a CPU partition) or a machine
 without SLURM's commands end the command with a message naming the ``hydra.launcher.*`` key to change and
-exit status 2, not a traceback (``rsn_lightning.training.slurm_submit``). Only defined when the launcher
-plugin is installed (the ``slurm`` extra): Hydra imports every module here at each start.
+exit status 2, not a traceback (``rsn_lightning.training.slurm_submit``); and each SLURM job registers the
+configs' resolvers (``rsn_lightning.cli.common.register_resolvers``) before it composes its config. Only
+defined when the launcher plugin is installed (the ``slurm`` extra): Hydra imports every module here at each
+start.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ except ImportError:  # no slurm extra: nothing to define
 if _SubmititSlurmLauncher is not None:
 
     class SlurmLauncher(_SubmititSlurmLauncher):
+        def __call__(self, *args, **kwargs):
+            # a SLURM job of the sweep: it composes its config again, with the resolvers the configs use
+            from rsn_lightning.cli.common import register_resolvers
+
+            register_resolvers()
+            return super().__call__(*args, **kwargs)
+
         def launch(self, job_overrides, initial_job_idx):
             import subprocess
             import sys

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rsn_lightning.evaluation.error_analysis import LABELS
+from rsn_lightning.evaluation.keypoint_errors import LABELS
 
 
 def summary_text(report: dict) -> str:
@@ -41,7 +41,7 @@ def analyze_evaluation(datamodule, output_dir) -> str | None:
     import logging
     from pathlib import Path
 
-    from rsn_lightning.evaluation.error_analysis import write_analysis
+    from rsn_lightning.reports.error_figures import write_analysis
 
     log = logging.getLogger(__name__)
     gt = getattr(datamodule, "val_ann_file", None)
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-figures", action="store_true", help="write the JSON only")
     args = p.parse_args(argv)
 
-    from rsn_lightning.evaluation.error_analysis import write_analysis
+    from rsn_lightning.reports.error_figures import write_analysis
 
     try:
         report = write_analysis(args.gt, args.results, args.out, figures=not args.no_figures)

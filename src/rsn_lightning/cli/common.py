@@ -1,4 +1,4 @@
-"""Helpers shared by the Hydra apps: config location, group instantiation, result tables."""
+"""Helpers shared by the Hydra apps: the config resolvers, config location, group instantiation, result tables."""
 
 from __future__ import annotations
 
@@ -10,17 +10,33 @@ from omegaconf import DictConfig, OmegaConf
 
 from rsn_lightning.allocator import keep_freed_memory
 from rsn_lightning.training.precision import checked_precision, cpu_mixed_precision
+from rsn_lightning.training.slurm_submit import slurm_count
 
 log = logging.getLogger(__name__)
 
 
-# ``precision: ${cpu_mixed_precision:}`` in a config picks per machine (the quickstart uses it)
-if not OmegaConf.has_resolver("cpu_mixed_precision"):
-    OmegaConf.register_new_resolver("cpu_mixed_precision", cpu_mixed_precision)
-# ``${cwd:}``: the folder the command was typed in. ``${hydra:runtime.cwd}`` is not yet set when Hydra
-# resolves a multirun's sweep folder, so paths built on it break ``rsn-train -m``.
-if not OmegaConf.has_resolver("cwd"):
-    OmegaConf.register_new_resolver("cwd", os.getcwd)
+def sweep_folder(sweep_name, timestamp: str) -> str:
+    """``${sweep_folder:${sweep_name},${now:...}}``: a named sweep's folder is its name (so that the same
+    command finds it again and resumes it), an unnamed one's the time it started."""
+    return str(sweep_name) if sweep_name not in (None, "") else timestamp
+
+
+def register_resolvers() -> None:
+    """Register the resolvers the configs use, before Hydra composes them: each Hydra app's main module
+    calls it, and so do the job processes that Hydra's launchers start (cli/sweep_summary.py, the SLURM
+    launcher in hydra_plugins), which compose their job's config again. Registering twice is a no-op."""
+    resolvers = {
+        # ``precision: ${cpu_mixed_precision:}`` in a config picks per machine (the quickstart uses it)
+        "cpu_mixed_precision": cpu_mixed_precision,
+        # the folder the command was typed in: ``${hydra:runtime.cwd}`` is not yet set when Hydra resolves a
+        # multirun's sweep folder, so paths built on it break ``rsn-train -m``
+        "cwd": os.getcwd,
+        "sweep_folder": sweep_folder,
+        "slurm_count": slurm_count,
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 def config_dir() -> str:

@@ -22,13 +22,13 @@ from rsn_lightning.cli.common import (
     start_run,
 )
 from rsn_lightning.cli.config_checks import exit_on_bad_input, validate_config
-from rsn_lightning.training.job_record import TrainingJobRecord as JobRecord
+from rsn_lightning.training.job_record import TrainingJobRecord
 from rsn_lightning.training.validators import module_inputs
 
 log = logging.getLogger(__name__)
 
 
-def evaluate(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]:
+def evaluate(cfg: DictConfig, record: TrainingJobRecord | None = None) -> tuple[dict, dict]:
     from hydra.utils import instantiate
 
     from rsn_lightning import load_model
@@ -76,7 +76,7 @@ register_resolvers()  # before Hydra composes the config
 @exit_on_bad_input
 def main(cfg: DictConfig) -> float | None:
     metrics = {}
-    with JobRecord(cfg) as record:  # job_result.json, as rsn-train's jobs: rsn-eval -m sweeps get a summary too
+    with TrainingJobRecord(cfg) as record:  # job_result.json, as rsn-train's jobs: rsn-eval -m sweeps get a summary too
         metrics, paths = evaluate(cfg, record)
         record.done(metrics, str(cfg.ckpt_path))
         print_report(metrics, paths, f"Evaluation of {cfg.ckpt_path}")

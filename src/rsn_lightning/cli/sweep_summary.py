@@ -12,9 +12,14 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rsn_lightning.evaluation.sweeps import SUMMARY_CSV, SUMMARY_MD, summary_text, write_summary
+from rsn_lightning.cli.common import register_resolvers
+from rsn_lightning.runs.sweeps import SUMMARY_CSV, SUMMARY_MD, summary_text, write_summary
 
 log = logging.getLogger(__name__)
+
+# Hydra's launchers unpickle this callback in each job process they start (joblib workers, SLURM jobs), which
+# composes its job's config again: the resolvers must be registered there first
+register_resolvers()
 
 
 class SweepSummary(Callback):

@@ -1,12 +1,11 @@
-"""rsn-synth: generate the synthetic COCO-format person-keypoint set (``data.synthetic``)."""
+"""rsn-synth: generate the synthetic COCO-format person-keypoint set (``rsn_lightning.synthetic``)."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from rsn_lightning.data.synthetic import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, generate
-from rsn_lightning.data.synthetic_render import MAX_PERSONS
+from rsn_lightning.synthetic import DEFAULT_IMAGE_SIZE, DEFAULT_NUM_TRAIN, DEFAULT_NUM_VAL, MAX_PERSONS, generate
 
 
 def main(argv=None) -> int:

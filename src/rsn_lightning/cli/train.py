@@ -18,14 +18,14 @@ from rsn_lightning.cli.common import (
 )
 from rsn_lightning.cli.config_checks import exit_on_bad_input, resolve_last_checkpoint, validate_config
 from rsn_lightning.cli.eval_checkpoint import eval_checkpoint
-from rsn_lightning.training.job_record import TrainingJobRecord as JobRecord
+from rsn_lightning.training.job_record import TrainingJobRecord
 from rsn_lightning.training.launch import relaunch_ranks_as_this_job, requeued_checkpoint
 from rsn_lightning.training.validators import module_inputs
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, record: JobRecord | None = None) -> tuple[dict, dict]:
+def train(cfg: DictConfig, record: TrainingJobRecord | None = None) -> tuple[dict, dict]:
     """Train and/or evaluate as the config says; returns (metrics, paths)."""
     from hydra.utils import instantiate
 
@@ -101,7 +101,7 @@ register_resolvers()  # before Hydra composes the config
 def main(cfg: DictConfig) -> float | None:
     metrics = {}
     # job_result.json (also on failure), the wandb run finished; in a multirun a failure does not stop the sweep
-    with JobRecord(cfg) as record:
+    with TrainingJobRecord(cfg) as record:
         if (earlier := record.finished_before()) is not None:  # a resumed sweep: this job is done
             return (earlier.get("final") or {}).get(str(cfg.get("monitor", "val/AP")).split("/", 1)[-1])
         metrics, paths = train(cfg, record)

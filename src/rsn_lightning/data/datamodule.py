@@ -5,8 +5,7 @@ the loaders' samplers in a DistributedSampler). Randomness: the training order a
 seed per sample come from the DataModule's own generator at each epoch's start
 (``sampling.EpochSeededSampler``), so augmentations do not depend on the number of loader workers, and
 a checkpoint taken mid-epoch (single process) resumes the same batches with the same augmentations.
-Loader workers also seed numpy and ``random`` from the worker seed torch hands them, mixed with the
-global rank, for third-party code that draws from those.
+Loader workers seed numpy, ``random`` and the transform per worker (``workers.py``).
 """
 
 from __future__ import annotations
@@ -15,30 +14,24 @@ import fcntl
 import logging
 import multiprocessing
 import os
-import random
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from rsn_lightning.codec import CodecError, HeatmapCodec
-from rsn_lightning.data.coco import (
-    CocoKeypointDataset,
-    keypoint_category,
-    layout_paths,
-    load_json,
-    spec_for_category,
-)
+from rsn_lightning.data.coco import CocoKeypointDataset, keypoint_category, layout_paths, spec_for_category
 from rsn_lightning.data.image_cache import GIB, cache_images
 from rsn_lightning.data.loader import WatchedDataLoader
 from rsn_lightning.data.mpii import MPIIDataset
 from rsn_lightning.data.sampling import EpochSeededSampler
 from rsn_lightning.data.transforms import AUGMENT_PRESETS, AugmentConfig, TopDownTransform
+from rsn_lightning.data.workers import seed_main_process, seed_worker
+from rsn_lightning.errors import load_json
 from rsn_lightning.keypoints import KeypointSpec, get_keypoint_spec
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.synthetic import generate
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +40,6 @@ KINDS = ("coco", "mpii")
 # none (the authors' code clips none), train (HRNet and mmpose clip the ground-truth training boxes),
 # all (training and validation boxes, ground truth or detected)
 CLIP_BOXES = ("none", "train", "all")
-
-
-def _global_rank() -> int:
-    from pytorch_lightning.utilities.rank_zero import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
-
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one compute thread per worker, then seed numpy, random and the
-    dataset's transform per worker.
-
-    The workers are the data pipeline's parallelism. Left alone, OpenCV (the decode, warpAffine, LUT and
-    colour conversions of every sample) starts its own pool of one thread per core in each worker: with
-    8 DDP ranks x 4-8 workers on a node that is 32-64 pools of as many threads as the node has cores,
-    contending with each other and with the training processes. ``cv2.setNumThreads(0)`` runs OpenCV's
-    functions sequentially in the calling thread (OpenCV's documentation of setNumThreads; getNumThreads
-    then reports 1). PyTorch's worker loop already sets one torch thread per worker before calling this
-    (torch/utils/data/_utils/worker.py); it is set again here so that it holds whatever the torch version.
-    """
-    cv2.setNumThreads(0)
-    torch.set_num_threads(1)
-    info = get_worker_info()
-    seed = int(info.seed if info is not None else torch.initial_seed()) % (2**63)
-    ss = np.random.SeedSequence([seed, _global_rank()])
-    # legacy global state on purpose: user code and third-party augmentations draw from it
-    np.random.seed(ss.generate_state(1)[0])  # noqa: NPY002
-    random.seed(int(ss.generate_state(2, np.uint64)[1]))
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(int(ss.generate_state(1, np.uint64)[0]))
 
 
 def _as_list(v):
@@ -205,8 +168,6 @@ class PoseDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         if self.synthetic is None:
             return
-        from rsn_lightning.data.synthetic import generate
-
         if self.root is None:
             raise ValueError("the synthetic data set needs a root folder")
         params = {k: v for k, v in self.synthetic.items() if v is not None}
@@ -267,7 +228,7 @@ class PoseDataModule(pl.LightningDataModule):
         left = self.image_cache_share_gib() if fit else 0.0
         if fit and self.train_dataset is None:
             self.train_dataset = self.build_dataset("train")
-            self._seed_main_process(self.train_dataset)
+            seed_main_process(self.train_dataset)
             left -= self._cache_images(self.train_dataset, "train", left, self._budget_note(left))
         if self.val_dataset is None:
             self.val_dataset = self.build_dataset("val")
@@ -346,12 +307,6 @@ class PoseDataModule(pl.LightningDataModule):
             if self._train_sampler is not None:
                 self._train_sampler.resume_at(*self._resume)
                 self._resume = None
-
-    @staticmethod
-    def _seed_main_process(ds) -> None:
-        # used when num_workers == 0; workers reseed themselves
-        ss = np.random.SeedSequence([torch.initial_seed() % (2**63), _global_rank()])
-        ds.reseed(int(ss.generate_state(1)[0]))
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, ds, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:

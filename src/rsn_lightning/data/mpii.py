@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rsn_lightning.data.coco import ImageIndex, TopDownDataset, load_json, unlabel_outside
 from rsn_lightning.data.images import SkipReport
 from rsn_lightning.data.index_cache import load_or_build, pack_records, unpack_records
+from rsn_lightning.data.topdown import ImageIndex, TopDownDataset, unlabel_outside
+from rsn_lightning.errors import load_json
 from rsn_lightning.keypoints import MPII_KEYPOINTS, KeypointSpec
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from rsn_lightning.geometry import (
 )
 from rsn_lightning.keypoints import KeypointSpec
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.test_settings import AUTHORS_BOX_EXTENSION
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class AugmentConfig:
     random_ext: bool = True
     x_ext: float = 0.6
     y_ext: float = 0.8
-    test_x_ext: float = 0.09
-    test_y_ext: float = 0.135
+    # the authors' test box extension: one place defines it (test_settings.py)
+    test_x_ext: float = AUTHORS_BOX_EXTENSION["coco"][0]
+    test_y_ext: float = AUTHORS_BOX_EXTENSION["coco"][1]
     scale_low: float = -0.25
     scale_high: float = 0.25
     scale_shrink: float = 0.8
@@ -89,7 +91,8 @@ COCO_AUGMENT = AugmentConfig()
 # the authors' MPII settings: a fixed x1.25 box, no shrink, rotation up to 60 degrees, half-body on
 # more than 8 joints with p = 0.5
 MPII_AUGMENT = AugmentConfig(
-    basic_ext=0.0, random_ext=False, x_ext=0.25, y_ext=0.25, test_x_ext=0.25, test_y_ext=0.25,
+    basic_ext=0.0, random_ext=False, x_ext=0.25, y_ext=0.25, test_x_ext=AUTHORS_BOX_EXTENSION["mpii"][0],
+    test_y_ext=AUTHORS_BOX_EXTENSION["mpii"][1],
     scale_shrink=1.0, rotation=60.0, prob_rotation=0.5, prob_flip=0.5, prob_half_body=0.5,
     half_body_min_joints=8, half_body_x_ext=0.6, half_body_y_ext=0.6,
 )

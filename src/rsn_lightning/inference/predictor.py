@@ -13,8 +13,8 @@ and ``net.test_settings``) unless a keyword overrides it:
 A network that records nothing (a bare ``nn.Module``, or a file written without them) gets the authors'
 settings for its keypoint set (``codec.authors_codec`` / ``test_settings.authors_test_settings``), with a
 warning. A network whose weights or outputs are not finite is refused. Files, folders, videos and
-detection files are ``rsn-predict``'s (``cli/predict.py``); detection files are parsed by
-``inference.detections``.
+detection files are ``inference.predict_files``' (what ``rsn-predict`` runs); detection files are parsed
+by ``inference.detections``.
 """
 
 from __future__ import annotations

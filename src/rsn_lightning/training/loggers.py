@@ -64,7 +64,7 @@ def wandb_logger(save_dir: str, offline: bool | None = None, id: str | None = No
     """
     from pytorch_lightning.loggers import WandbLogger
 
-    from rsn_lightning.evaluation.sweeps import job_folder_of, job_identity
+    from rsn_lightning.runs.sweeps import job_folder_of, job_identity
 
     if offline is None:
         offline = not _wandb_has_key()

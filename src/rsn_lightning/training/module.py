@@ -21,9 +21,9 @@ from torch import nn
 from rsn_lightning import strict_device
 from rsn_lightning.codec import HeatmapCodec
 from rsn_lightning.keypoints import KeypointSpec
-from rsn_lightning.test_settings import TEST_SETTINGS
 from rsn_lightning.models.tta import average_with_mirror
 from rsn_lightning.normalization import InputNormalization
+from rsn_lightning.test_settings import TEST_SETTINGS
 from rsn_lightning.training.checkpoint_io import add_resume_state, checkpoint_metadata, set_rng_states
 from rsn_lightning.training.hparams import checked_settings
 from rsn_lightning.training.loss import RSNLoss

@@ -13,7 +13,7 @@ for Lightning's own SLURM requeue uses SIGUSR1. Both are handled here:
   validation first (``_should_check_val_fx``), which can outlast the warning, and ModelCheckpoint then
   writes last.ckpt again with the epoch counted as completed (seen with Lightning 2.6: a stop at step 3 of
   8 left ``epoch_progress.completed == 1``), so the resumed job would skip the rest of the epoch.
-- :func:`requeue` (called by ``JobRecord`` once ``job_result.json`` and the wandb run are closed) requeues
+- :func:`requeue` (called by ``TrainingJobRecord`` once ``job_result.json`` and the wandb run are closed) requeues
   once: when a handler was installed before ours (submitit's ``SignalHandler.checkpoint_and_try_requeue``)
   it is called, and it does what it always did: dump its job for the next start (counting
   ``max_num_timeout``), ``scontrol requeue`` on rank 0, then ``sys.exit(-1)`` so no result is recorded for
@@ -28,7 +28,7 @@ Lightning's, which raises ``SIGTERMException`` after the current step, and :clas
 ``last.ckpt`` (in ``on_exception``) before the exception ends the fit; under DDP it is flagged like the
 time-limit warning (Lightning's own handling can leave the ranks in different steps), the ranks stop at the
 step they agree on (every ``check_every_n_steps``, which must take well under the cluster's ``KillWait``),
-``last.ckpt`` is written there and ``SIGTERMException`` raised. Either way ``JobRecord`` records the job as
+``last.ckpt`` is written there and ``SIGTERMException`` raised. Either way ``TrainingJobRecord`` records the job as
 ``stopped`` with that checkpoint and ends the process with status 143: the same command resumes it (a
 requeued SLURM job, a resumed sweep; ``ckpt_path=last`` in a single run). SIGINT (Ctrl-C) stays Lightning's
 graceful shutdown with no checkpoint: it can arrive mid-step.

@@ -1,4 +1,7 @@
-"""What to tell a user whose ``hydra/launcher=slurm`` sweep SLURM refused to take.
+"""What a ``hydra/launcher=slurm`` sweep's jobs ask SLURM for, and what to tell a user when SLURM refuses it.
+
+:func:`slurm_count` sizes the jobs (``conf/hydra/launcher/slurm.yaml``: tasks and GPUs per node from the
+trainer).
 
 ``conf/hydra/launcher/slurm.yaml`` holds defaults (time limit, memory, GPUs, partition), not a given cluster's
 limits. When ``sbatch`` refuses them, submitit raises ``FailedJobError`` with sbatch's stderr and Hydra
@@ -10,6 +13,8 @@ submitted, so nothing is lost: the same command with the key changed submits the
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from omegaconf import ListConfig
 
 # sbatch's error text (slurm-wlm 22.05; matched case-insensitively) -> the keys that set what it refused
 _REFUSALS = (
@@ -29,6 +34,17 @@ _REFUSALS = (
 # sbatch without a reachable slurmctld (no slurm.conf, no DNS SRV record, controller down): not a refusal
 _NO_CONTROLLER = ("could not establish a configuration source", "unable to contact slurm controller")
 _ASKED = ("partition", "nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min")
+
+
+def slurm_count(value, key: str) -> int:
+    """``${slurm_count:${trainer.devices},trainer.devices}``: a SLURM job is sized by a number; Lightning's
+    ``-1``/``auto`` (all devices of the machine) cannot size one, so they are refused with what to set."""
+    if isinstance(value, ListConfig | list | tuple):
+        return len(value)
+    if isinstance(value, int) and value >= 1 or str(value).isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"hydra/launcher=slurm needs a number per node, not {key}={value} (all devices of a machine): "
+                     f"set {key}=<GPUs per node>, e.g. {key}=8")
 
 
 def refusal_message(sbatch_stderr: str, params: Mapping) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rsn_lightning.evaluation.coco_eval import coco_keypoint_stats
-from rsn_lightning.evaluation.sweeps import load_sweep, sweep_table, swept_keys
+from rsn_lightning.runs.sweeps import load_sweep, sweep_table, swept_keys
 
 TINY = [
     "experiment=quickstart", "logger=csv", "callbacks=model_checkpoint",

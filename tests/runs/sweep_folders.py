@@ -1,5 +1,5 @@
-"""A sweep folder in the format of the sweep-summary contract (docs: shared contract of the sweep issue),
-written by hand for the notebook and plot tests: summary.csv and each job's job_result.json."""
+"""A sweep folder in the format of the sweep-summary contract, written by hand for the notebook, sweep-row
+and sweep-figure tests: summary.csv and each job's job_result.json."""
 
 from __future__ import annotations
 

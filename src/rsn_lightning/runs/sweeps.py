@@ -1,10 +1,10 @@
-"""Read a Hydra multirun sweep back for comparison (pure Python: no Lightning, pandas optional).
+"""Read a Hydra multirun sweep back for comparison (pure Python: no Lightning, no matplotlib).
 
 Each job folder of ``logs/train/multiruns/<time>/`` holds the overrides Hydra applied
 (``.hydra/overrides.yaml``) and, with ``logger=csv`` or ``logger=many_loggers``, the metrics the run
 logged (``csv/metrics.csv``). :func:`load_sweep` turns the folder into one record per job: the swept
 values, the last and the best validation metrics and the AP curve; :func:`sweep_table` prints them
-sorted by a metric, and :func:`plot_sweep` draws the curves (matplotlib, the ``notebooks`` extra).
+sorted by a metric (``reports.sweep_figures.plot_sweep`` draws the curves).
 """
 
 from __future__ import annotations
@@ -119,23 +119,6 @@ def sweep_table(runs: list[SweepRun], metric: str = "val/AP", columns=("val/AP50
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *body)]
     return "\n".join(lines + failed)
-
-
-def plot_sweep(runs: list[SweepRun], metric: str = "val/AP", ax=None):
-    """The metric against epoch, one line per job, labelled by its swept values."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
-    keys = swept_keys(runs)
-    for r in runs:
-        if r.curve:
-            label = ", ".join(f"{k.split('.')[-1]}={r.overrides.get(k)}" for k in keys) or r.job
-            ax.plot(*zip(*r.curve), marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    return ax
 
 
 # --- the sweep summary: one job_result.json per job, summary.csv/summary.md per sweep ------------------
