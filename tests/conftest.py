@@ -76,6 +76,18 @@ def _config_resolvers():
     register_resolvers()
 
 
+@pytest.fixture(autouse=True)
+def _torch_deterministic_mode():
+    """Each test starts and ends with torch's deterministic-algorithms flag as it found it: a Trainer built
+    with ``deterministic=True`` sets it for the whole process, and on the meta device it changes which
+    tensors some kernels save (models/memory.py's estimate moved by 3,800 bytes in a later test)."""
+    import torch
+
+    mode = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.use_deterministic_algorithms(mode[0], warn_only=mode[1])
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_index_cache(tmp_path_factory):
     """The datasets' index cache (data/index_cache.py) of in-process tests in a temporary folder, not the

@@ -126,7 +126,7 @@ def test_eval_takes_the_checkpoints_codec_and_settings_not_the_configs(trained, 
                               f"trainer.precision={cpu_mixed_precision()}"], config_name="eval")
     assert (cfg.codec.decode, list(cfg.data.input_size), cfg.model.test.flip) == ("authors", [192, 256], True)
     cfg.paths.output_dir = str(tmp_path / "own")
-    with caplog.at_level("INFO", logger="rsn_lightning.cli.evaluate"):
+    with caplog.at_level("INFO", logger="rsn_lightning.cli.checkpoint_settings"):
         evaluate(cfg)
     # the same keypoints as an evaluation configured like the training (the quickstart: DARK decoding, 64x96,
     # no flip test), so none of the config's own codec, input size or flip test was used
@@ -146,7 +146,7 @@ def test_eval_takes_the_checkpoints_codec_and_settings_not_the_configs(trained, 
                               f"trainer.precision={cpu_mixed_precision()}", "codec.target_type=kernel",
                               "codec.decode=authors"], config_name="eval")
     cfg.paths.output_dir = str(tmp_path / "typed")
-    with caplog.at_level("INFO", logger="rsn_lightning.cli.evaluate"):
+    with caplog.at_level("INFO", logger="rsn_lightning.cli.checkpoint_settings"):
         evaluate(cfg)
     departures = [r.getMessage() for r in caplog.records if "as typed on the command line" in r.getMessage()]
     assert len(departures) == 1 and "codec.decode=authors (checkpoint: dark)" in departures[0]
